@@ -1,0 +1,4 @@
+"""Shared pytest fixtures for tfsent tests."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
