@@ -1,0 +1,132 @@
+"""Parity with Hugging Face: token ids identical, hidden states within 1e-4.
+
+The reference outputs were computed by `transformers` (tools/make_hf_fixtures.py)
+from the tiny checkpoints under tests/encoders/data.
+"""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfsent.encoders import load_audio_encoder, load_text_encoder
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+TOL = 1e-4
+TEXT = ["kobert_spm", "bert_uncased_mlm", "roberta_klue", "electra_disc", "distilbert",
+        "albert_spm"]
+FAMILY = {"kobert_spm": "bert", "bert_uncased_mlm": "bert", "roberta_klue": "roberta",
+          "electra_disc": "electra", "distilbert": "distilbert", "albert_spm": "albert"}
+
+
+def check_text(path, ref):
+    L = ref["token_ids"].shape[1]
+    enc = load_text_encoder(path, sequence_length=L)
+    feats = enc.preprocessor(tf.constant(ref["texts"]))
+    np.testing.assert_array_equal(feats["token_ids"].numpy(), ref["token_ids"])
+    np.testing.assert_array_equal(feats["padding_mask"].numpy(), ref["padding_mask"])
+    out = enc.backbone(feats)
+    real = ref["padding_mask"].astype(bool)
+    seq = out["sequence_output"].numpy()
+    diff = np.abs(seq - ref["sequence_output"])[real].max()
+    assert diff <= TOL, f"{path}: max abs diff {diff}"
+    if "pooled_output" in ref:
+        assert enc.has_pooler
+        pdiff = np.abs(out["pooled_output"].numpy() - ref["pooled_output"]).max()
+        assert pdiff <= TOL, f"{path}: pooled max abs diff {pdiff}"
+    else:
+        assert not enc.has_pooler
+        np.testing.assert_allclose(out["pooled_output"].numpy(), seq[:, 0], atol=1e-6)
+    return enc
+
+
+@pytest.mark.parametrize("name", TEXT)
+def test_text_parity(name):
+    ref = np.load(os.path.join(DATA, name, "reference.npz"))
+    enc = check_text(os.path.join(DATA, name), ref)
+    assert enc.family == FAMILY[name]
+    assert enc.hidden_size == ref["sequence_output"].shape[-1]
+
+
+def test_hangul_kept_whole_unless_checkpoint_strips_accents():
+    cased = load_text_encoder(os.path.join(DATA, "roberta_klue"), sequence_length=16)
+    words = cased.preprocessor.words(tf.constant(["행복해요 Café"])).to_list()[0]
+    assert [w.decode() for w in words] == ["행복해요", "Café"]
+    uncased = load_text_encoder(os.path.join(DATA, "bert_uncased_mlm"), sequence_length=16)
+    words = uncased.preprocessor.words(tf.constant(["행복해요 Café"])).to_list()[0]
+    # do_lower_case=True strips accents via NFD, as Hugging Face does: jamo.
+    assert [w.decode() for w in words] == ["\u1112\u1162\u11bc\u1107\u1169\u11a8\u1112\u1162"
+                                           "\u110b\u116d", "cafe"]
+
+
+def test_truncation_keeps_sep_and_batch_independence():
+    enc = load_text_encoder(os.path.join(DATA, "roberta_klue"), sequence_length=8)
+    long = "이 문장은 꽤 길어서 시퀀스 길이를 넘어가면 잘려야 합니다"
+    feats = enc.preprocessor(tf.constant([long, "슬퍼"]))
+    ids, mask = feats["token_ids"].numpy(), feats["padding_mask"].numpy()
+    assert ids.shape == (2, 8) and mask[0].sum() == 8
+    assert ids[0, 0] == enc.preprocessor.cls_id and ids[0, -1] == enc.preprocessor.sep_id
+    alone = enc.backbone(enc.preprocessor(tf.constant(["슬퍼"])))["sequence_output"].numpy()
+    both = enc.backbone(feats)["sequence_output"].numpy()
+    n = mask[1].sum()
+    np.testing.assert_allclose(both[1, :n], alone[0, :n], atol=1e-5)
+
+
+def test_preprocessor_in_tf_data_graph():
+    enc = load_text_encoder(os.path.join(DATA, "kobert_spm"), sequence_length=24)
+    ref = np.load(os.path.join(DATA, "kobert_spm", "reference.npz"))
+    ds = tf.data.Dataset.from_tensor_slices(ref["texts"]).batch(4).map(enc.preprocessor)
+    ids = np.concatenate([b["token_ids"].numpy() for b in ds])
+    np.testing.assert_array_equal(ids, ref["token_ids"])
+
+
+@pytest.mark.parametrize("name,num_layers,tag", [
+    ("wav2vec2_group", None, ""), ("wav2vec2_layer", None, ""),
+    ("wav2vec2_layer", 1, "layers1_"), ("hubert", None, "")])
+def test_audio_parity(name, num_layers, tag):
+    ref = np.load(os.path.join(DATA, name, "reference.npz"))
+    enc = load_audio_encoder(os.path.join(DATA, name), num_layers=num_layers)
+    out = enc.model({"waveform": ref["waveform"], "waveform_mask": ref["waveform_mask"]})
+    np.testing.assert_array_equal(out["frame_mask"].numpy(), ref[tag + "frame_mask"])
+    hs, rh = out["hidden_states"].numpy(), ref[tag + "hidden_states"]
+    assert hs.shape == rh.shape
+    real = ref[tag + "frame_mask"].astype(bool)
+    for layer in range(rh.shape[1]):
+        diff = np.abs(hs[:, layer] - rh[:, layer])[real].max()
+        assert diff <= TOL, f"{name} layer {layer}: max abs diff {diff}"
+    # Padded frames are zero, and the last state is the sequence output.
+    assert (~real).any()
+    assert np.all(hs.transpose(0, 2, 1, 3)[~real] == 0)
+    np.testing.assert_array_equal(out["sequence_output"].numpy(), hs[:, -1])
+
+
+def test_group_norm_encoder_does_not_depend_on_padding():
+    ref = np.load(os.path.join(DATA, "wav2vec2_group", "reference.npz"))
+    enc = load_audio_encoder(os.path.join(DATA, "wav2vec2_group"))
+    wav, mask = ref["waveform"], ref["waveform_mask"]
+    extra = np.pad(wav, [[0, 0], [0, 500]]), np.pad(mask, [[0, 0], [0, 500]])
+    a = enc.model({"waveform": wav, "waveform_mask": mask})
+    b = enc.model({"waveform": extra[0], "waveform_mask": extra[1]})
+    T = a["frame_mask"].shape[1]
+    np.testing.assert_allclose(b["hidden_states"].numpy()[:, :, :T], a["hidden_states"].numpy(),
+                               atol=1e-5)
+
+
+REAL = [("TFSENT_KLUE_ROBERTA_DIR", "roberta"), ("TFSENT_KOBERT_DIR", "bert"),
+        ("TFSENT_KOELECTRA_DIR", "electra")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env,family", REAL)
+def test_real_checkpoint(env, family):
+    """A published checkpoint vs the reference written by
+    `tools/make_hf_fixtures.py --real DIR [--real_out FILE]` (where transformers is
+    installed); FILE defaults to DIR/tfsent_reference.npz, or set ENV_REFERENCE."""
+    path = os.environ.get(env)
+    if not path or not os.path.isdir(path):
+        pytest.skip(f"set {env} to a local {family} checkpoint folder to run this test")
+    ref_file = os.environ.get(env + "_REFERENCE", os.path.join(path, "tfsent_reference.npz"))
+    if not os.path.isfile(ref_file):
+        pytest.skip(f"{ref_file} missing: run tools/make_hf_fixtures.py --real {path}")
+    enc = check_text(path, dict(np.load(ref_file)))
+    assert enc.family == family

@@ -1,0 +1,271 @@
+"""bin/train: train a registered model on a prepared manifest.
+
+    bin/train --flagfile=configs/demo.flags [--manifest=M] [--model=NAME] [--model_dir=DIR] ...
+
+Flags on the command line override the flagfile. Re-running the same command with the same
+--model_dir resumes from the last checkpoint. `bin/train --list_models` lists the models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from absl import app, flags
+
+from tfsent.training import flags as train_flags
+
+train_flags.define_train_flags()
+FLAGS = flags.FLAGS
+
+
+class UsageError(Exception):
+    """A problem with the command line; printed as one line, exit code 2."""
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected positional arguments: {' '.join(argv[1:])} (flags look like --name=value)")
+    from tfsent.models import registry
+
+    if FLAGS.list_models:
+        for name in registry.names():
+            print(name)
+        return 0
+    for required in ("manifest", "model", "model_dir"):
+        if not FLAGS[required].value:
+            raise UsageError(f"--{required} is required (put it in the flagfile or on the command line)")
+    if not os.path.isfile(FLAGS.manifest):
+        raise UsageError(f"--manifest={FLAGS.manifest}: no such file (bin/prepare writes OUT/manifest.csv)")
+    entry = registry.get(FLAGS.model)
+
+    # Devices must be configured before any TensorFlow op runs.
+    from tfsent.training.distribution import configure_devices, make_strategy
+
+    configure_devices(FLAGS.cpu_devices)
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if FLAGS.mixed_precision != "off":
+        keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    strategy = make_strategy(FLAGS.strategy)
+
+    from tfsent.corpus.manifest import read_manifest
+
+    frame, sidecar = read_manifest(FLAGS.manifest)
+    model_dir = FLAGS.model_dir
+    os.makedirs(model_dir, exist_ok=True)
+
+    if entry.kind == "sklearn":
+        return _train_classic(entry, frame, sidecar, model_dir)
+
+    task_config = _task_config(entry, frame, sidecar, model_dir)
+    _write_run_info(model_dir, task_config)
+
+    from tfsent.training.task import EmotionTask, class_weights_balanced
+    from tfsent.training.trainer import Trainer, TrainerConfig
+
+    pipeline_overrides = _pipeline_overrides(task_config, frame)
+    if FLAGS.class_weights == "balanced" and task_config.task == "classification":
+        train = frame[frame["split"].astype(str) == FLAGS.train_split]
+        ids = train["emotion"].map({c: i for i, c in enumerate(task_config.classes)}).to_numpy()
+        pipeline_overrides["class_weights"] = class_weights_balanced(ids, len(task_config.classes))
+    task = EmotionTask(task_config, frame, sidecar, **pipeline_overrides)
+    trainer_config = TrainerConfig(
+        model_dir=model_dir,
+        **{f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainerConfig) if f.name != "model_dir"},
+    )
+    summary = Trainer(task, trainer_config, strategy).train()
+    print(f"model: {os.path.join(model_dir, 'model.keras')}")
+    print(f"best validation {summary['selection_metric']}: {summary['best_value']:.4f} "
+          f"after {summary['epochs_run']} epochs")
+    print(f"next: bin/evaluate --model_dir={model_dir}   then   bin/export --model_dir={model_dir} --export_dir=DIR")
+    return 0
+
+
+def _task_config(entry, frame, sidecar, model_dir):
+    from tfsent.audio.features import FeatureConfig
+    from tfsent.training.task import TaskConfig
+
+    db_ref = FLAGS.db_ref
+    try:
+        db_ref = float(db_ref)
+    except ValueError:
+        if db_ref != "max":
+            raise UsageError(f"--db_ref must be 'max' or a number, got {db_ref!r}")
+    feature = FeatureConfig(
+        kind=FLAGS.features, sample_rate=FLAGS.sample_rate, n_fft=FLAGS.n_fft,
+        win_length=FLAGS.win_length, hop_length=FLAGS.hop_length, n_mels=FLAGS.n_mels,
+        fmin=FLAGS.fmin, fmax=FLAGS.fmax, mel_scale=FLAGS.mel_scale, n_mfcc=FLAGS.n_mfcc,
+        db_ref=db_ref, top_db=FLAGS.top_db, max_frames=FLAGS.max_frames,
+    )
+    model_kwargs = train_flags.parse_key_values(FLAGS.model_kwargs, "model_kwargs")
+    init_from = {k: str(v) for k, v in train_flags.parse_key_values(FLAGS.init_from, "init_from").items()}
+    vocabulary = None
+    needs_text = entry.modality in ("text", "multimodal") and not FLAGS.text_encoder
+    if needs_text:
+        vocabulary = _vocabulary(frame, model_dir)
+    config = TaskConfig(
+        model=FLAGS.model,
+        model_kwargs=model_kwargs,
+        task=FLAGS.task,
+        classes=list(sidecar["classes"]),
+        feature=dataclasses.asdict(feature),
+        max_seconds=FLAGS.max_seconds,
+        sequence_length=FLAGS.sequence_length,
+        vocabulary=vocabulary,
+        text_encoder=os.path.abspath(FLAGS.text_encoder) if FLAGS.text_encoder else None,
+        audio_encoder=os.path.abspath(FLAGS.audio_encoder) if FLAGS.audio_encoder else None,
+        manifest=os.path.abspath(FLAGS.manifest),
+        init_from=init_from,
+    )
+    from tfsent.models import registry
+
+    registry.split_kwargs(FLAGS.model, {}, model_kwargs)  # unknown --model_kwargs keys fail here
+    previous = os.path.join(model_dir, "tfsent_config.json")
+    if os.path.exists(previous):
+        with open(previous, encoding="utf-8") as f:
+            old = json.load(f)
+        new = dataclasses.asdict(config)
+        changed = [k for k in ("model", "model_kwargs", "task", "classes", "feature", "sequence_length")
+                   if old.get(k) != new.get(k)]
+        if changed:
+            raise UsageError(
+                f"--model_dir={model_dir} holds a run with different {', '.join(changed)}; "
+                f"use a new --model_dir (or delete this one) to start over"
+            )
+    config.save(model_dir)
+    return config
+
+
+def _vocabulary(frame, model_dir):
+    """The run's WordPiece vocabulary, copied into (or trained in) the model dir."""
+    target = os.path.join(model_dir, "vocab.txt")
+    if FLAGS.vocabulary:
+        if not os.path.isfile(FLAGS.vocabulary):
+            raise UsageError(f"--vocabulary={FLAGS.vocabulary}: no such file")
+        if os.path.abspath(FLAGS.vocabulary) != os.path.abspath(target):
+            shutil.copyfile(FLAGS.vocabulary, target + ".tmp")
+            os.replace(target + ".tmp", target)
+        return os.path.abspath(target)
+    if not os.path.exists(target):
+        from tfsent.text.vocab import train_wordpiece_vocabulary, write_vocabulary
+
+        texts = frame.loc[frame["split"].astype(str) == FLAGS.train_split, "text"].fillna("").astype(str).tolist()
+        print(f"training a {FLAGS.vocab_size}-token WordPiece vocabulary on {len(texts)} training sentences")
+        tokens = train_wordpiece_vocabulary(texts, FLAGS.vocab_size)
+        write_vocabulary(tokens, target)
+    return os.path.abspath(target)
+
+
+def _pipeline_overrides(task_config, frame):
+    overrides = {
+        "batch_size": FLAGS.batch_size,
+        "seed": FLAGS.seed,
+        "cache_audio": FLAGS.cache_audio,
+        "snapshot_dir": FLAGS.snapshot_dir,
+        "balanced_sampling": FLAGS.balanced_sampling,
+    }
+    if FLAGS.audio_augment:
+        from tfsent.audio.augment import AudioAugmentConfig
+
+        overrides["audio_augment"] = _dataclass_from_flag(AudioAugmentConfig, "audio_augment")
+    if FLAGS.spec_augment:
+        from tfsent.audio.augment import SpecAugmentConfig
+
+        overrides["spec_augment"] = _dataclass_from_flag(SpecAugmentConfig, "spec_augment")
+    if FLAGS.text_augment:
+        from tfsent.text.augment import TextAugmentConfig
+
+        overrides["text_augment"] = _dataclass_from_flag(TextAugmentConfig, "text_augment")
+    if FLAGS.augment_classes:
+        unknown = [c for c in FLAGS.augment_classes if c not in task_config.classes]
+        if unknown:
+            raise UsageError(f"--augment_classes: {unknown} not in the manifest's classes {task_config.classes}")
+        overrides["augment_class_ids"] = tuple(task_config.classes.index(c) for c in FLAGS.augment_classes)
+    return overrides
+
+
+def _dataclass_from_flag(cls, flag_name):
+    values = train_flags.parse_key_values(FLAGS[flag_name].value, flag_name)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UsageError(f"--{flag_name}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return cls(**values)
+
+
+def _write_run_info(model_dir, task_config):
+    import keras
+    import tensorflow as tf
+
+    import tfsent
+
+    versions = {"tfsent": tfsent.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    try:
+        import keras_hub
+
+        versions["keras_hub"] = keras_hub.__version__
+    except ImportError:
+        pass
+    with open(FLAGS.manifest, "rb") as f:
+        manifest_sha = hashlib.sha256(f.read()).hexdigest()
+    info = {
+        "command": " ".join(sys.argv),
+        "flags": train_flags.resolved_flags(),
+        "versions": versions,
+        "manifest": os.path.abspath(FLAGS.manifest),
+        "manifest_sha256": manifest_sha,
+        "git_commit": _git_commit(),
+    }
+    _atomic_write(os.path.join(model_dir, "run_info.json"), json.dumps(info, indent=2, ensure_ascii=False, default=str))
+    _atomic_write(os.path.join(model_dir, "flags.txt"), train_flags.flagfile_text())
+
+
+def _git_commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _atomic_write(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _train_classic(entry, frame, sidecar, model_dir):
+    from tfsent.models.classic import fit_and_score
+
+    result = fit_and_score(entry, frame, sidecar, model_dir=model_dir,
+                           train_split=FLAGS.train_split, valid_split=FLAGS.valid_split)
+    print(json.dumps(result.get("valid_metrics", result), indent=2, ensure_ascii=False, default=str)[:2000])
+    return 0
+
+
+def run():
+    def _main(argv):
+        try:
+            return main(argv)
+        except (UsageError, ValueError, FileNotFoundError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"bin/train: error: {msg}", file=sys.stderr)
+            return 2
+
+    app.run(_main)
+
+
+if __name__ == "__main__":
+    run()

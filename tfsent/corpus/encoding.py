@@ -1,0 +1,90 @@
+"""Per-file text decoding (UTF-8 with or without BOM, CP949 / EUC-KR) and transcript cleaning.
+
+The corpora mix encodings: AI Hub CSVs and KEMDy20 transcripts are CP949, KEMDy19
+text is UTF-8, and a user's re-saved copy may be anything of these. The encoding is
+therefore detected for every file, never assumed for a corpus.
+
+Example:
+    >>> text, enc = decode_bytes("안녕".encode("cp949"))
+    >>> text, enc
+    ('안녕', 'cp949')
+    >>> clean_transcript("c/ 어/ 그래서 b/ 갔어 +  *")
+    '어 그래서 갔어'
+"""
+
+import re
+import unicodedata
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+class DecodeError(ValueError):
+    """Raised when a file's bytes are neither UTF-8 nor CP949."""
+
+
+def decode_bytes(data):
+    """Decodes file bytes, detecting the encoding.
+
+    Args:
+        data: the raw bytes of one file.
+
+    Returns:
+        `(text, encoding)` where encoding is one of `utf-8-sig` (UTF-8 with BOM),
+        `utf-16`, `utf-8` (also covers pure ASCII) or `cp949` (a superset of EUC-KR).
+
+    Raises:
+        DecodeError: when no supported encoding decodes the bytes strictly.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError as err:
+                raise DecodeError(f"{encoding} BOM but invalid bytes: {err}") from err
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp949"), "cp949"
+    except UnicodeDecodeError as err:
+        raise DecodeError(f"neither UTF-8 nor CP949/EUC-KR ({err})") from err
+
+
+def read_text_file(path):
+    """Reads and decodes a whole file; returns `(text, encoding)`. Never writes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode_bytes(data)
+
+
+# KEMDy/ETRI transcription tags: one ASCII letter + '/' marks noise, breath,
+# laughter, unintelligible speech...; a '/' right after a word marks a filler;
+# '(spelling)/(pronunciation)' keeps the spelling; '*', '+' and ',' are
+# uncertainty / repetition marks.
+_DUAL = re.compile(r"\(([^()]*)\)/\(([^()]*)\)")
+_LETTER_TAG = re.compile(r"(?<![0-9A-Za-z가-힣])[A-Za-z]/")
+_MARKS = re.compile(r"[*+,/]")
+_SPACES = re.compile(r"\s+")
+
+
+def clean_transcript(text):
+    """Strips KEMDy transcription tags and normalises to NFC.
+
+    Removes letter tags (`c/ n/ N/ u/ l/ b/ o/ ...`), filler slashes, `* + ,`,
+    keeps the spelling side of `(A)/(B)` dual transcriptions, collapses white space.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = _DUAL.sub(r"\1", text)
+    text = _LETTER_TAG.sub(" ", text)
+    text = _MARKS.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def normalize_text(text):
+    """NFC normalisation plus white-space collapsing (for corpora without tags)."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()

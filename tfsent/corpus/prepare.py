@@ -1,0 +1,354 @@
+"""`prepare`: corpus → labelled, checked, split manifest (+ rejects and sidecar).
+
+Every row read ends in exactly one place: `manifest.csv` or `rejects.csv` (with a
+reason). Reasons starting with `excluded_` are policy exclusions (outside the class
+set, valence = 3 in the binary task, the other gender's KEMDy19 file); the others
+are data errors. `strict=True` fails on data errors (exclusions are the user's
+choice). The same options give byte-identical outputs.
+
+Example:
+    >>> opts = PrepareOptions(format="kemdy20", data_dir="/data/KEMDy20", out="runs/k20")  # doctest: +SKIP
+    >>> result = run_prepare(opts)  # doctest: +SKIP
+    >>> print(result.summary)  # doctest: +SKIP
+"""
+
+import collections
+import dataclasses
+import math
+import os
+import sys
+
+import pandas as pd
+
+import tfsent
+from tfsent.corpus import audio_check
+from tfsent.corpus import labels
+from tfsent.corpus import splits as splits_lib
+from tfsent.corpus.aihub import read_aihub
+from tfsent.corpus.common import PrepareError
+from tfsent.corpus.common import Progress
+from tfsent.corpus.common import Reject
+from tfsent.corpus.emotions import EMOTIONS_7
+from tfsent.corpus.emotions import class_names
+from tfsent.corpus.kemdy19 import read_kemdy19
+from tfsent.corpus.kemdy20 import read_kemdy20
+from tfsent.corpus.manifest import write_manifest
+
+FORMATS = ("aihub", "kemdy19", "kemdy20")
+READERS = {"aihub": read_aihub, "kemdy19": read_kemdy19, "kemdy20": read_kemdy20}
+EXPECTED_AUDIO = {"aihub": (48000, 1), "kemdy19": (16000, 1), "kemdy20": (16000, 1)}
+DEFAULT_RULE = {"aihub": "intensity_sum", "kemdy19": "total", "kemdy20": "total"}
+DEFAULT_SPLIT = {"aihub": "age_gender", "kemdy19": "session", "kemdy20": "session"}
+
+
+@dataclasses.dataclass
+class PrepareOptions:
+    """Options of `bin/prepare` (see `tfsent/cli/prepare.py` for the flags).
+
+    Args:
+        format: `aihub`, `kemdy19` or `kemdy20`.
+        data_dir: the corpus root (read only).
+        out: output folder.
+        label_rule: None for the corpus default (`intensity_sum` / `total`).
+        min_agree: k of the `majority` rule.
+        tie_policy: `drop`, `first` or `soft`.
+        classes: `4`, `5`, `7` or `binary`.
+        split: None for the corpus default (`age_gender` / `session`).
+        folds, seed, valid_fraction, test_fraction: split parameters.
+        verify_audio: fully decode every file instead of reading headers.
+        require_valence_arousal: reject rows without valid valence/arousal
+            (for regression tasks).
+        strict: any data-error reject fails the run.
+        progress: show a progress bar on slow corpora.
+    """
+
+    format: str
+    data_dir: str
+    out: str
+    label_rule: str = None
+    min_agree: int = 3
+    tie_policy: str = "drop"
+    classes: str = "7"
+    split: str = None
+    folds: int = 5
+    seed: int = 0
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.2
+    verify_audio: bool = False
+    require_valence_arousal: bool = False
+    strict: bool = False
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class PrepareResult:
+    """What `prepare` produced: manifest records, rejects, sidecar and a summary text."""
+
+    records: list
+    rejects: list
+    sidecar: dict
+    summary: str
+    warnings: list
+
+    @property
+    def errors(self):
+        return [r for r in self.rejects if not r.reason.startswith(labels.EXCLUDED_PREFIX)]
+
+
+def _validate(opts):
+    if opts.format not in FORMATS:
+        raise PrepareError(f"unknown --format={opts.format!r}; expected one of {', '.join(FORMATS)}")
+    if not opts.data_dir:
+        raise PrepareError("--data_dir is required (the corpus root)")
+    if not os.path.isdir(opts.data_dir):
+        raise PrepareError(f"--data_dir={opts.data_dir} is not a directory")
+    if not opts.out:
+        raise PrepareError("--out is required (the output folder)")
+    if os.path.exists(opts.out) and not os.path.isdir(opts.out):
+        raise PrepareError(f"--out={opts.out} exists and is not a directory")
+    out_real, data_real = os.path.realpath(opts.out), os.path.realpath(opts.data_dir)
+    if out_real == data_real or out_real.startswith(data_real + os.sep):
+        raise PrepareError(f"--out={opts.out} is inside --data_dir: tfsent never writes into the corpus")
+    rule = opts.label_rule or DEFAULT_RULE[opts.format]
+    if rule not in labels.LABEL_RULES:
+        raise PrepareError(f"unknown --label_rule={rule!r}; expected one of {', '.join(labels.LABEL_RULES)}")
+    if opts.tie_policy not in labels.TIE_POLICIES:
+        raise PrepareError(f"unknown --tie_policy={opts.tie_policy!r}; expected drop, first or soft")
+    try:
+        classes = class_names(opts.classes)
+    except ValueError as err:
+        raise PrepareError(f"--classes: {err}") from err
+    split = opts.split or DEFAULT_SPLIT[opts.format]
+    if split not in splits_lib.SPLITS:
+        raise PrepareError(f"unknown --split={split!r}; expected one of {', '.join(splits_lib.SPLITS)}")
+    if opts.format == "aihub" and split in ("session", "speaker", "kfold_session"):
+        raise PrepareError(
+            f"--split={split} is impossible on aihub: it has no speaker or session id; "
+            "use --split=age_gender (age+gender groups, the closest speaker proxy) or random_stratified"
+        )
+    if opts.format != "aihub" and split == "age_gender":
+        raise PrepareError(f"--split=age_gender needs ages, which {opts.format} lacks; use --split=speaker")
+    if not 1 <= opts.min_agree <= 5:
+        raise PrepareError(f"--min_agree={opts.min_agree} must be between 1 and 5")
+    if not (0 < opts.valid_fraction < 1 and 0 < opts.test_fraction < 1
+            and opts.valid_fraction + opts.test_fraction < 1):
+        raise PrepareError("--valid_fraction and --test_fraction must be in (0, 1) and sum below 1")
+    return rule, classes, split
+
+
+def _label(row, opts, classes):
+    """Returns `(emotion, targets)` or raises LabelError."""
+    binary = str(opts.classes) == "binary"
+    if binary and opts.format != "aihub":
+        emotion = labels.binary_from_valence(row.valence)
+        return emotion, {c: float(c == emotion) for c in classes}
+    return labels.resolve(row.outcome, classes, opts.tie_policy, binary=binary)
+
+
+def prepare(opts):
+    """Reads, labels, checks and splits a corpus; returns a `PrepareResult` (writes nothing)."""
+    rule, classes, split_name = _validate(opts)
+    data_dir = os.path.abspath(opts.data_dir)
+
+    def progress(total, desc="reading"):
+        return Progress(total, desc, enabled=opts.progress)
+
+    read = READERS[opts.format](data_dir, label_rule=rule, min_agree=opts.min_agree,
+                                progress=lambda total: progress(total, "reading"))
+    if read.rows_read == 0:
+        raise PrepareError(f"empty corpus: no annotation row found under {opts.data_dir}")
+    rejects = list(read.rejects)
+    notes = collections.Counter(read.notes)
+    kept = []
+    labelled = []
+    for row in read.rows:
+        try:
+            emotion, targets = _label(row, opts, classes)
+            if opts.require_valence_arousal and (math.isnan(row.valence) or math.isnan(row.arousal)):
+                raise labels.LabelError("missing_valence_arousal", "valence or arousal missing/invalid")
+        except labels.LabelError as err:
+            rejects.append(Reject(row.source_file, row.line, row.utt_id, err.reason, err.value))
+            continue
+        labelled.append((row, emotion, targets))
+
+    expected_rate, expected_channels = EXPECTED_AUDIO[opts.format]
+    rates, channels = collections.Counter(), collections.Counter()
+    seconds = 0.0
+    bar = progress(len(labelled), "verifying audio" if opts.verify_audio else "checking audio")
+    for row, emotion, targets in labelled:
+        bar.update()
+        info = audio_check.check_audio(os.path.join(data_dir, row.audio_path), verify=opts.verify_audio)
+        if info.error:
+            rejects.append(Reject(row.source_file, row.line, row.utt_id, info.error,
+                                  f"{row.audio_path}: {info.detail}"))
+            continue
+        rates[info.sample_rate] += 1
+        channels[info.channels] += 1
+        seconds += info.duration
+        kept.append((row, emotion, targets))
+    bar.close()
+    if not kept:
+        reasons = collections.Counter(r.reason for r in rejects).most_common(3)
+        raise PrepareError(
+            f"no row kept out of {read.rows_read} read ("
+            + ", ".join(f"{n} {reason}" for reason, n in reasons) + ")"
+        )
+
+    frame = pd.DataFrame({
+        "utt_id": [r.utt_id for r, _, _ in kept],
+        "session": [r.session for r, _, _ in kept],
+        "speaker": [r.speaker for r, _, _ in kept],
+        "age": [r.age for r, _, _ in kept],
+        "gender": [r.gender for r, _, _ in kept],
+        "emotion": [e for _, e, _ in kept],
+    })
+    try:
+        split, split_info = splits_lib.assign_splits(
+            frame, split_name, opts.seed, folds=opts.folds, valid_fraction=opts.valid_fraction,
+            test_fraction=opts.test_fraction, corpus=opts.format)
+        frame["split"] = split
+        if split_name in ("session", "kfold_session"):
+            splits_lib.check_disjoint(frame, "session")
+        if split_name == "speaker":
+            splits_lib.check_disjoint(frame, "speaker")
+        if split_name == "age_gender":
+            splits_lib.check_disjoint(frame.assign(group=frame.age + "_" + frame.gender), "group")
+    except splits_lib.SplitError as err:
+        raise PrepareError(str(err)) from err
+
+    records = []
+    for (row, emotion, targets), split_value in zip(kept, frame["split"]):
+        rec = {
+            "utt_id": row.utt_id, "audio_path": row.audio_path, "text": row.text,
+            "text_raw": row.text_raw, "emotion": emotion, "valence": row.valence,
+            "arousal": row.arousal, "speaker": row.speaker, "session": row.session,
+            "gender": row.gender, "age": row.age, "source": row.source,
+            "split": split_value, "weight": 1.0,
+        }
+        for e in EMOTIONS_7:
+            rec[f"votes_{e}"] = "" if row.votes is None else row.votes[e]
+        for c in classes:
+            rec[f"target_{c}"] = targets[c]
+        records.append(rec)
+
+    rejects.sort(key=lambda r: (r.line == "", r.source_file, r.line if r.line != "" else 0, r.utt_id))
+    reasons = collections.Counter(r.reason for r in rejects)
+    row_rejects = sum(1 for r in rejects if r.line != "")
+    assert row_rejects + len(records) == read.rows_read, "a row was lost"
+    per_split = collections.defaultdict(collections.Counter)
+    for rec in records:
+        per_split[rec["split"]][rec["emotion"]] += 1
+    unexpected = {
+        f"sample_rate_{r}": n for r, n in sorted(rates.items()) if r != expected_rate
+    }
+    unexpected.update({f"channels_{c}": n for c, n in sorted(channels.items()) if c != expected_channels})
+    warnings = list(split_info.get("warnings", []))
+    if unexpected:
+        warnings.append(
+            f"audio differs from the corpus norm ({expected_rate} Hz, {expected_channels} ch): "
+            + ", ".join(f"{n} x {k}" for k, n in unexpected.items())
+            + " (accepted; decoded to 16 kHz mono downstream)"
+        )
+    counts = {
+        "rows_read": read.rows_read,
+        "rows_kept": len(records),
+        "rows_rejected": sum(n for r, n in reasons.items()
+                             if not r.startswith(labels.EXCLUDED_PREFIX) and r != "orphan_wav"),
+        "rows_excluded": sum(n for r, n in reasons.items() if r.startswith(labels.EXCLUDED_PREFIX)),
+        "files_without_row": reasons.get("orphan_wav", 0),
+        "rejects_by_reason": dict(sorted(reasons.items())),
+        "per_split_class": {
+            s: {c: per_split[s].get(c, 0) for c in classes} for s in _split_order(per_split)
+        },
+        "notes": dict(sorted(notes.items())),
+        "text_encodings": dict(sorted(read.encodings.items())),
+        "audio": {
+            "sample_rates": {str(k): v for k, v in sorted(rates.items())},
+            "channels": {str(k): v for k, v in sorted(channels.items())},
+            "hours": round(seconds / 3600.0, 4),
+            "unexpected": unexpected,
+            "checked_by": "full decode" if opts.verify_audio else "header",
+        },
+    }
+    sidecar = {
+        "corpus": opts.format,
+        "data_dir": data_dir,
+        "label_rule": rule,
+        "min_agree": opts.min_agree if rule == "majority" else None,
+        "tie_policy": opts.tie_policy,
+        "classes": list(classes),
+        "class_set": str(opts.classes),
+        "split": split_name,
+        "split_info": {k: v for k, v in split_info.items() if k != "warnings"},
+        "folds": opts.folds if split_name == "kfold_session" else None,
+        "seed": opts.seed,
+        "valid_fraction": opts.valid_fraction,
+        "test_fraction": opts.test_fraction,
+        "require_valence_arousal": opts.require_valence_arousal,
+        "verify_audio": opts.verify_audio,
+        "counts": counts,
+        "warnings": warnings,
+        "annotation_files": sorted(read.files),
+        "tfsent_version": tfsent.__version__,
+    }
+    return PrepareResult(records, rejects, sidecar, format_summary(sidecar), warnings)
+
+
+def _split_order(per_split):
+    named = [s for s in ("train", "valid", "test") if s in per_split]
+    folds = sorted((s for s in per_split if s not in ("train", "valid", "test")), key=lambda s: int(s))
+    return named + folds
+
+
+def format_summary(sidecar):
+    """The human-readable table `bin/prepare` prints."""
+    c = sidecar["counts"]
+    lines = [
+        f"corpus {sidecar['corpus']} | rule {sidecar['label_rule']} | ties {sidecar['tie_policy']} "
+        f"| classes {sidecar['class_set']} | split {sidecar['split']} (seed {sidecar['seed']})",
+        f"rows read {c['rows_read']:>8}",
+        f"kept      {c['rows_kept']:>8}",
+        f"rejected  {c['rows_rejected']:>8}",
+        f"excluded  {c['rows_excluded']:>8}",
+    ]
+    if c["files_without_row"]:
+        lines.append(f"wavs without a row {c['files_without_row']}")
+    if c["rejects_by_reason"]:
+        lines.append("rejects by reason:")
+        lines += [f"  {reason:<28} {n:>8}" for reason, n in c["rejects_by_reason"].items()]
+    classes = sidecar["classes"]
+    width = max(8, *(len(x) for x in classes)) + 1
+    lines.append("per-class counts per split:")
+    lines.append("  " + f"{'split':<8}" + "".join(f"{x:>{width}}" for x in classes) + f"{'total':>{width}}")
+    for s, per in c["per_split_class"].items():
+        lines.append("  " + f"{s:<8}" + "".join(f"{per[x]:>{width}}" for x in classes)
+                     + f"{sum(per.values()):>{width}}")
+    if c["notes"]:
+        lines.append("notes: " + ", ".join(f"{k} {v}" for k, v in c["notes"].items()))
+    return "\n".join(lines)
+
+
+def run_prepare(opts, stdout=None, stderr=None):
+    """`prepare` + atomic writes + printing; returns the `PrepareResult`.
+
+    Raises:
+        PrepareError: on bad options or an unusable corpus (nothing is written), and
+            under `strict` when rows were rejected for data errors (the outputs are
+            written first, so rejects.csv can be read).
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    result = prepare(opts)
+    for w in result.warnings:
+        print(f"WARNING: {w}", file=stderr)
+    write_manifest(opts.out, result.records, result.sidecar, result.rejects)
+    print(result.summary, file=stdout)
+    print(f"wrote {os.path.join(opts.out, 'manifest.csv')} ({len(result.records)} rows), "
+          f"rejects.csv ({len(result.rejects)}), manifest.json", file=stdout)
+    if opts.strict and result.errors:
+        first = result.errors[0]
+        raise PrepareError(
+            f"--strict: {len(result.errors)} row(s) rejected, first {first.source_file}:{first.line} "
+            f"{first.reason} {first.value} (see {os.path.join(opts.out, 'rejects.csv')})"
+        )
+    return result

@@ -1,0 +1,362 @@
+"""Pretrained text encoders (BERT, KoBERT, RoBERTa/KLUE, ELECTRA/KoELECTRA,
+DistilBERT, ALBERT) from local Hugging Face checkpoint folders.
+
+    enc = load_text_encoder("/models/klue-roberta-base", sequence_length=64)
+    feats = enc.preprocessor(tf.constant(["오늘 정말 행복해요!"]))
+    out = enc.backbone(feats)  # {"sequence_output": [B,L,H], "pooled_output": [B,H]}
+
+The backbone is one Keras functional model for all families, built from
+keras-hub layers (`TransformerEncoder`, `PositionEmbedding`) and configured from
+`config.json` (activation, layer-norm epsilon, embedding projection, ALBERT
+layer sharing). The keras-hub backbone classes are not used as such because they
+hard-code the tanh GELU (`BertBackbone`, `ElectraBackbone`, `AlbertBackbone`) and
+the layer-norm epsilon, which breaks parity with Hugging Face's exact GELU
+(BERT, ELECTRA) and per-checkpoint epsilons; keras-hub's RoBERTa converter also
+drops `token_type_embeddings`. Here the single-segment token-type row 0 is folded
+into the position embeddings for every family that has one, so the backbone
+takes only `token_ids` + `padding_mask` (sentence pairs are not supported).
+
+`pooled_output` is the checkpoint's pooler (tanh dense on [CLS]) where it has
+one (`BertModel`, `RobertaModel`, `AlbertModel`); otherwise (ELECTRA,
+DistilBERT, `*ForMaskedLM` checkpoints) the [CLS] position's hidden state.
+"""
+
+import dataclasses
+import os
+
+import keras
+import keras_hub
+import numpy as np
+
+from tfsent.encoders.checkpoint import CheckpointError, read_checkpoint
+from tfsent.encoders.tokenizers import SentencePiecePreprocessor, WordPiecePreprocessor
+
+FAMILIES = ("bert", "roberta", "electra", "distilbert", "albert")
+
+_ACTIVATIONS = {
+    "gelu": "gelu",  # keras' gelu is the exact (erf) one, as Hugging Face's "gelu"
+    "gelu_python": "gelu",
+    "gelu_new": keras_hub.src.utils.keras_utils.gelu_approximate,
+    "gelu_pytorch_tanh": keras_hub.src.utils.keras_utils.gelu_approximate,
+    "gelu_fast": keras_hub.src.utils.keras_utils.gelu_approximate,
+    "relu": "relu",
+    "silu": "silu",
+    "swish": "silu",
+    "tanh": "tanh",
+}
+
+
+@dataclasses.dataclass
+class TextEncoder:
+    """A loaded text encoder.
+
+    Attributes:
+        backbone: keras.Model, inputs `token_ids`, `padding_mask` (int32 [B, L]),
+            outputs dict `sequence_output` [B, L, H], `pooled_output` [B, H].
+        preprocessor: keras layer, strings [B] -> {"token_ids", "padding_mask"}.
+        hidden_size: int H.
+        family: one of `FAMILIES`.
+        sequence_length: int L.
+        path: the checkpoint folder.
+        has_pooler: whether `pooled_output` is a trained pooler (else [CLS]).
+    """
+
+    backbone: keras.Model
+    preprocessor: keras.layers.Layer
+    hidden_size: int
+    family: str
+    sequence_length: int
+    path: str
+    has_pooler: bool
+
+
+@dataclasses.dataclass
+class _Spec:
+    vocab_size: int
+    hidden_size: int
+    embedding_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    max_positions: int  # usable positions (after RoBERTa's offset)
+    position_offset: int
+    layer_norm_eps: float
+    activation: str
+    dropout: float
+    num_groups: int = 1
+
+
+def _activation(name, config_file):
+    if name not in _ACTIVATIONS:
+        raise CheckpointError(
+            f"{config_file}: activation {name!r} is not supported "
+            f"(supported: {sorted(_ACTIVATIONS)})."
+        )
+    return _ACTIVATIONS[name]
+
+
+def _spec(config, family, config_file):
+    c = config
+    if family == "distilbert":
+        return _Spec(
+            vocab_size=c["vocab_size"], hidden_size=c["dim"], embedding_size=c["dim"],
+            num_layers=c["n_layers"], num_heads=c["n_heads"],
+            intermediate_size=c["hidden_dim"], max_positions=c["max_position_embeddings"],
+            position_offset=0, layer_norm_eps=1e-12,
+            activation=_activation(c.get("activation", "gelu"), config_file),
+            dropout=c.get("dropout", 0.1),
+        )
+    hidden = c["hidden_size"]
+    offset = c.get("pad_token_id", 1) + 1 if family == "roberta" else 0
+    default_eps = 1e-5 if family == "roberta" else 1e-12
+    act = c.get("hidden_act", "gelu_new" if family == "albert" else "gelu")
+    if family == "albert" and c.get("inner_group_num", 1) != 1:
+        raise CheckpointError(f"{config_file}: ALBERT with inner_group_num != 1 is not supported.")
+    return _Spec(
+        vocab_size=c["vocab_size"], hidden_size=hidden,
+        embedding_size=c.get("embedding_size", hidden) if family in ("electra", "albert") else hidden,
+        num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
+        intermediate_size=c["intermediate_size"],
+        max_positions=c["max_position_embeddings"] - offset, position_offset=offset,
+        layer_norm_eps=c.get("layer_norm_eps", default_eps),
+        activation=_activation(act, config_file),
+        dropout=c.get("hidden_dropout_prob", 0.1),
+        num_groups=c.get("num_hidden_groups", 1) if family == "albert" else 1,
+    )
+
+
+def build_text_backbone(spec, family, with_pooler, name=None):
+    """The functional text backbone for a `_Spec` (random weights)."""
+    # === Layers ===
+    token_embedding = keras.layers.Embedding(
+        spec.vocab_size, spec.embedding_size, name="token_embedding")
+    position_embedding = keras_hub.layers.PositionEmbedding(
+        sequence_length=spec.max_positions, name="position_embedding")
+    embeddings_norm = keras.layers.LayerNormalization(
+        epsilon=spec.layer_norm_eps, name="embeddings_layer_norm")
+    embeddings_dropout = keras.layers.Dropout(spec.dropout, name="embeddings_dropout")
+    projection = None
+    if family == "albert" or (family == "electra" and spec.embedding_size != spec.hidden_size):
+        projection = keras.layers.Dense(spec.hidden_size, name="embeddings_projection")
+    n_blocks = spec.num_groups if family == "albert" else spec.num_layers
+    blocks = [
+        keras_hub.layers.TransformerEncoder(
+            intermediate_dim=spec.intermediate_size, num_heads=spec.num_heads,
+            dropout=spec.dropout, activation=spec.activation,
+            layer_norm_epsilon=spec.layer_norm_eps, name=f"transformer_layer_{i}")
+        for i in range(n_blocks)
+    ]
+
+    # === Functional Model ===
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+    tokens = token_embedding(token_ids)
+    x = embeddings_norm(tokens + position_embedding(tokens))
+    x = embeddings_dropout(x)
+    if projection is not None:
+        x = projection(x)
+    for i in range(spec.num_layers):
+        # ALBERT shares one block per group across consecutive layers.
+        block = blocks[i * n_blocks // spec.num_layers]
+        x = block(x, padding_mask=padding_mask)
+    cls = x[:, 0, :]
+    if with_pooler:
+        cls = keras.layers.Dense(spec.hidden_size, activation="tanh", name="pooled_dense")(cls)
+    return keras.Model(
+        inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+        outputs={"sequence_output": x, "pooled_output": cls},
+        name=name or f"{family}_backbone",
+    )
+
+
+# === Weight porting ===
+
+def _assign(variable, value, ckpt_name):
+    value = np.asarray(value, np.float32)
+    if tuple(variable.shape) != tuple(value.shape):
+        raise CheckpointError(
+            f"{ckpt_name}: cannot assign shape {value.shape} to {variable.path} "
+            f"{tuple(variable.shape)}; config.json and the weights disagree."
+        )
+    variable.assign(value)
+
+
+def _dense(ckpt, layer, name, in_dim, out_dim):
+    _assign(layer.kernel, ckpt.get(f"{name}.weight", (out_dim, in_dim)).T, name)
+    _assign(layer.bias, ckpt.get(f"{name}.bias", (out_dim,)), name)
+
+
+def _norm(ckpt, layer, name, dim):
+    _assign(layer.gamma, ckpt.get(f"{name}.weight", (dim,)), name)
+    _assign(layer.beta, ckpt.get(f"{name}.bias", (dim,)), name)
+
+
+def port_attention(ckpt, attn, names, hidden, num_heads):
+    """Ports q/k/v/out Linear weights (`names`: 4 HF prefixes) into keras MHA."""
+    head_dim = hidden // num_heads
+    for dense, name in zip((attn.query_dense, attn.key_dense, attn.value_dense), names[:3]):
+        w = ckpt.get(f"{name}.weight", (hidden, hidden))
+        _assign(dense.kernel, w.T.reshape(hidden, num_heads, head_dim), name)
+        _assign(dense.bias, ckpt.get(f"{name}.bias", (hidden,)).reshape(num_heads, head_dim), name)
+    w = ckpt.get(f"{names[3]}.weight", (hidden, hidden))
+    _assign(attn.output_dense.kernel, w.T.reshape(num_heads, head_dim, hidden), names[3])
+    _assign(attn.output_dense.bias, ckpt.get(f"{names[3]}.bias", (hidden,)), names[3])
+
+
+def _layer_names(family, i):
+    if family == "distilbert":
+        p = f"transformer.layer.{i}."
+        return dict(q=p + "attention.q_lin", k=p + "attention.k_lin", v=p + "attention.v_lin",
+                    o=p + "attention.out_lin", ln1=p + "sa_layer_norm", ff1=p + "ffn.lin1",
+                    ff2=p + "ffn.lin2", ln2=p + "output_layer_norm")
+    if family == "albert":
+        p = f"encoder.albert_layer_groups.{i}.albert_layers.0."
+        return dict(q=p + "attention.query", k=p + "attention.key", v=p + "attention.value",
+                    o=p + "attention.dense", ln1=p + "attention.LayerNorm", ff1=p + "ffn",
+                    ff2=p + "ffn_output", ln2=p + "full_layer_layer_norm")
+    p = f"encoder.layer.{i}."
+    return dict(q=p + "attention.self.query", k=p + "attention.self.key",
+                v=p + "attention.self.value", o=p + "attention.output.dense",
+                ln1=p + "attention.output.LayerNorm", ff1=p + "intermediate.dense",
+                ff2=p + "output.dense", ln2=p + "output.LayerNorm")
+
+
+def port_text_weights(backbone, ckpt, spec, family):
+    """Copies Hugging Face weights from `ckpt` into `build_text_backbone`'s model."""
+    E, H = spec.embedding_size, spec.hidden_size
+    _assign(backbone.get_layer("token_embedding").embeddings,
+            ckpt.get("embeddings.word_embeddings.weight", (spec.vocab_size, E)),
+            "embeddings.word_embeddings.weight")
+    positions = ckpt.get("embeddings.position_embeddings.weight",
+                         (spec.max_positions + spec.position_offset, E))
+    positions = positions[spec.position_offset:]
+    if ckpt.has("embeddings.token_type_embeddings.weight"):
+        # Single-segment input: token type 0 everywhere, so its row is a constant
+        # added to every position.
+        positions = positions + ckpt.get("embeddings.token_type_embeddings.weight")[0]
+    _assign(backbone.get_layer("position_embedding").position_embeddings, positions,
+            "embeddings.position_embeddings.weight")
+    _norm(ckpt, backbone.get_layer("embeddings_layer_norm"), "embeddings.LayerNorm", E)
+    if family == "albert":
+        _dense(ckpt, backbone.get_layer("embeddings_projection"),
+               "encoder.embedding_hidden_mapping_in", E, H)
+    elif family == "electra" and E != H:
+        _dense(ckpt, backbone.get_layer("embeddings_projection"), "embeddings_project", E, H)
+    n_blocks = spec.num_groups if family == "albert" else spec.num_layers
+    for i in range(n_blocks):
+        block = backbone.get_layer(f"transformer_layer_{i}")
+        n = _layer_names(family, i)
+        port_attention(ckpt, block._self_attention_layer, [n["q"], n["k"], n["v"], n["o"]],
+                       H, spec.num_heads)
+        _norm(ckpt, block._self_attention_layer_norm, n["ln1"], H)
+        _dense(ckpt, block._feedforward_intermediate_dense, n["ff1"], H, spec.intermediate_size)
+        _dense(ckpt, block._feedforward_output_dense, n["ff2"], spec.intermediate_size, H)
+        _norm(ckpt, block._feedforward_layer_norm, n["ln2"], H)
+    if any(layer.name == "pooled_dense" for layer in backbone.layers):
+        _dense(ckpt, backbone.get_layer("pooled_dense"),
+               "pooler" if family == "albert" else "pooler.dense", H, H)
+
+
+def _pooler_name(family):
+    return "pooler.weight" if family == "albert" else "pooler.dense.weight"
+
+
+# === Tokenizer ===
+
+def _special(tok_config, special_map, key, default):
+    value = tok_config.get(key, special_map.get(key, default))
+    if isinstance(value, dict):  # AddedToken serialised as a dict
+        value = value.get("content", default)
+    return value or default
+
+
+def build_preprocessor(ckpt, family, sequence_length):
+    """The in-graph tokenizer for a checkpoint folder, per its tokenizer files."""
+    tok_config = ckpt.read_json("tokenizer_config.json")
+    special_map = ckpt.read_json("special_tokens_map.json")
+    specials = {k: _special(tok_config, special_map, k, d) for k, d in [
+        ("cls_token", "[CLS]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"),
+        ("unk_token", "[UNK]")]}
+    vocab_file = ckpt.file("vocab.txt")
+    sp_file = ckpt.file("spiece.model", "tokenizer.model", "sentencepiece.model")
+    if vocab_file:
+        with open(vocab_file, encoding="utf-8") as f:
+            vocabulary = [line.rstrip("\n").rstrip("\r") for line in f]
+        while vocabulary and vocabulary[-1] == "":
+            vocabulary.pop()
+        lowercase = tok_config.get("do_lower_case", True)  # BertTokenizer's default
+        try:
+            return WordPiecePreprocessor(
+                vocabulary, sequence_length=sequence_length, lowercase=lowercase,
+                strip_accents=tok_config.get("strip_accents"),
+                tokenize_chinese_chars=tok_config.get("tokenize_chinese_chars", True),
+                name="preprocessor", **specials)
+        except ValueError as e:
+            raise CheckpointError(f"{vocab_file}: {e}") from e
+    if sp_file:
+        with open(sp_file, "rb") as f:
+            proto = f.read()
+        try:
+            return SentencePiecePreprocessor(
+                proto, sequence_length=sequence_length,
+                keep_accents=tok_config.get("keep_accents", False),
+                lowercase=tok_config.get("do_lower_case", family == "albert"),
+                cls_token=specials["cls_token"], sep_token=specials["sep_token"],
+                pad_token=specials["pad_token"], name="preprocessor")
+        except Exception as e:
+            raise CheckpointError(f"{sp_file}: {e}") from e
+    bpe = ckpt.file("vocab.json", "merges.txt", "tokenizer.json")
+    hint = (f" Found {os.path.basename(bpe)}: byte-level BPE / tokenizer.json-only "
+            "tokenizers are not supported.") if bpe else ""
+    raise CheckpointError(
+        f"{ckpt.path}: no tokenizer file. Expected vocab.txt (WordPiece: BERT, "
+        "klue/roberta-base, KoELECTRA, DistilBERT) or spiece.model / tokenizer.model "
+        f"(SentencePiece: KoBERT, ALBERT).{hint} Download the tokenizer files of "
+        "the checkpoint into the same folder."
+    )
+
+
+def load_text_encoder(path, sequence_length=64, dropout=None):
+    """Loads a text encoder from a local Hugging Face checkpoint folder.
+
+    Args:
+        path: folder with config.json, model.safetensors and tokenizer files.
+        sequence_length: int, packed length L including [CLS] and [SEP].
+        dropout: optional float overriding the checkpoint's hidden dropout.
+
+    Returns:
+        A `TextEncoder`.
+
+    Example:
+    >>> enc = load_text_encoder("/models/klue-roberta-base", 64)  # doctest: +SKIP
+    >>> enc.backbone(enc.preprocessor(tf.constant(["안녕하세요"])))  # doctest: +SKIP
+    """
+    anchors = ("embeddings.word_embeddings.weight",)
+    ckpt = read_checkpoint(path, anchors=anchors)
+    config_file = os.path.join(ckpt.path, "config.json")
+    family = ckpt.model_type
+    if family not in FAMILIES:
+        raise CheckpointError(
+            f"{config_file}: model_type {family!r} is not a supported text encoder "
+            f"(supported: {', '.join(FAMILIES)}; audio: wav2vec2, hubert via "
+            "--audio_encoder)."
+        )
+    try:
+        spec = _spec(ckpt.config, family, config_file)
+    except KeyError as e:
+        raise CheckpointError(f"{config_file}: missing key {e} for model_type {family!r}.") from e
+    if dropout is not None:
+        spec.dropout = float(dropout)
+    if sequence_length > spec.max_positions:
+        raise ValueError(
+            f"sequence_length={sequence_length} exceeds the {spec.max_positions} "
+            f"positions of {config_file}."
+        )
+    has_pooler = ckpt.has(_pooler_name(family)) and family not in ("electra", "distilbert")
+    preprocessor = build_preprocessor(ckpt, family, sequence_length)
+    backbone = build_text_backbone(spec, family, has_pooler)
+    port_text_weights(backbone, ckpt, spec, family)
+    return TextEncoder(backbone=backbone, preprocessor=preprocessor,
+                       hidden_size=spec.hidden_size, family=family,
+                       sequence_length=sequence_length, path=ckpt.path,
+                       has_pooler=has_pooler)

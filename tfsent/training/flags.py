@@ -1,0 +1,220 @@
+"""Every `bin/train` flag, defined in one place and grouped: data, model, optimisation, distribution,
+logging. `--flagfile=configs/X.flags` is the normal way to run; flags given on the command line after
+it override the file; an unknown flag is an error (absl's behaviour).
+
+`define_train_flags()` defines them (idempotent); `validate()` rejects impossible combinations with a
+message naming the flags; `resolved_flags()` returns the fully resolved values as a dict, which the
+trainer writes into the model dir.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+GROUPS: dict[str, list[str]] = {}
+
+
+def _group(name, define, flag_name, *args, **kwargs):
+    define(flag_name, *args, **kwargs)
+    GROUPS.setdefault(name, []).append(flag_name)
+
+
+_defined = False
+
+
+def define_train_flags():
+    """Defines the training flags (once per process)."""
+    global _defined
+    if _defined:
+        return
+    _defined = True
+
+    # --- data ---------------------------------------------------------------------------------
+    g = "data"
+    _group(g, flags.DEFINE_string, "manifest", None, "manifest.csv written by bin/prepare.")
+    _group(g, flags.DEFINE_enum, "task", "classification", ["classification", "valence", "arousal"],
+           "What to predict: the emotion class, or the valence / arousal mean (regression).")
+    _group(g, flags.DEFINE_string, "train_split", "train", "Manifest split used for training.")
+    _group(g, flags.DEFINE_string, "valid_split", "valid",
+           "Manifest split used for model selection (early stopping, best checkpoint). The test split "
+           "is never read by bin/train.")
+    _group(g, flags.DEFINE_enum, "features", "log_mel", ["log_mel", "log_mel_delta", "mfcc", "waveform"],
+           "Audio features computed in-graph from the waveform.")
+    _group(g, flags.DEFINE_integer, "sample_rate", 16000, "Model sample rate; audio is resampled to it.")
+    _group(g, flags.DEFINE_integer, "n_fft", 400, "STFT size.")
+    _group(g, flags.DEFINE_integer, "win_length", None, "STFT window length (default n_fft).")
+    _group(g, flags.DEFINE_integer, "hop_length", 160, "STFT hop.")
+    _group(g, flags.DEFINE_integer, "n_mels", 64, "Mel bands.")
+    _group(g, flags.DEFINE_float, "fmin", 0.0, "Lowest Mel frequency (Hz).")
+    _group(g, flags.DEFINE_float, "fmax", None, "Highest Mel frequency (Hz; default sample_rate/2).")
+    _group(g, flags.DEFINE_enum, "mel_scale", "slaney", ["slaney", "htk"], "Mel scale.")
+    _group(g, flags.DEFINE_integer, "n_mfcc", 13, "MFCC coefficients (features=mfcc).")
+    _group(g, flags.DEFINE_string, "db_ref", "max",
+           "power_to_db reference: 'max' (per clip, real frames only) or a number.")
+    _group(g, flags.DEFINE_float, "top_db", 80.0, "power_to_db dynamic-range floor (dB).")
+    _group(g, flags.DEFINE_float, "max_seconds", 4.0, "Clips are cropped (random in training, centre "
+           "otherwise) or zero-padded to this duration.")
+    _group(g, flags.DEFINE_integer, "max_frames", None, "Pad/truncate features to this many frames "
+           "(seed 002 uses 512); default: as many as the batch's longest clip has.")
+    _group(g, flags.DEFINE_string, "vocabulary", None, "WordPiece vocabulary file (one token per line). "
+           "Default: trained on the training split's text and saved as MODEL_DIR/vocab.txt.")
+    _group(g, flags.DEFINE_integer, "vocab_size", 2000, "Size of the vocabulary trained when --vocabulary is unset.")
+    _group(g, flags.DEFINE_integer, "sequence_length", 32, "Tokens per text, [CLS] and [SEP] included.")
+    _group(g, flags.DEFINE_string, "text_encoder", None, "Local Hugging Face checkpoint folder for the text side.")
+    _group(g, flags.DEFINE_string, "audio_encoder", None, "Local Hugging Face checkpoint folder for the audio side.")
+    _group(g, flags.DEFINE_integer, "shuffle_buffer", 0, "Unused: the pipeline shuffles the whole index "
+           "per epoch (deterministic from --seed and the epoch).")
+    _group(g, flags.DEFINE_boolean, "cache_audio", False, "Cache decoded, resampled waveforms in memory "
+           "(fast for small corpora; augmentation still runs fresh every epoch).")
+    _group(g, flags.DEFINE_string, "snapshot_dir", None, "tf.data snapshot of decoded audio on disk.")
+    _group(g, flags.DEFINE_enum, "class_weights", "none", ["none", "balanced"],
+           "Per-example loss weights: 'balanced' weighs class c by N / (C * N_c) on the training split.")
+    _group(g, flags.DEFINE_boolean, "balanced_sampling", False,
+           "Sample training examples with equal probability per class (epoch size unchanged).")
+    _group(g, flags.DEFINE_list, "augment_classes", [], "Augment only examples of these classes "
+           "(names; seed 002 augments minority classes). Empty: all classes.")
+    _group(g, flags.DEFINE_list, "audio_augment", [], "Audio augmentation settings, key=value pairs of "
+           "tfsent.audio.augment.AudioAugmentConfig (e.g. noise_prob=0.5,gain_prob=0.5).")
+    _group(g, flags.DEFINE_list, "spec_augment", [], "SpecAugment settings, key=value pairs of "
+           "tfsent.audio.augment.SpecAugmentConfig.")
+    _group(g, flags.DEFINE_list, "text_augment", [], "Text augmentation settings, key=value pairs of "
+           "tfsent.text.augment.TextAugmentConfig.")
+
+    # --- model ----------------------------------------------------------------------------------
+    g = "model"
+    _group(g, flags.DEFINE_string, "model", None, "Registered model name (bin/train --list_models).")
+    _group(g, flags.DEFINE_list, "model_kwargs", [], "Model-specific builder arguments, key=value pairs.")
+    _group(g, flags.DEFINE_list, "init_from", [], "NAME=MODEL_DIR pairs: sub-models initialised from "
+           "earlier runs (S2 stage 3 finds its regressors this way).")
+    _group(g, flags.DEFINE_boolean, "list_models", False, "Print every registered model name and exit.")
+
+    # --- optimisation ---------------------------------------------------------------------------
+    g = "optimisation"
+    _group(g, flags.DEFINE_integer, "epochs", 10, "Maximum epochs.")
+    _group(g, flags.DEFINE_integer, "batch_size", 32, "Global batch size (split across replicas).")
+    _group(g, flags.DEFINE_integer, "steps_per_epoch", None, "Cap on steps per epoch (default: one pass).")
+    _group(g, flags.DEFINE_float, "learning_rate", 1e-3, "Peak learning rate.")
+    _group(g, flags.DEFINE_enum, "optimizer", "adam", ["adam", "adamw", "sgd"], "Optimiser.")
+    _group(g, flags.DEFINE_float, "weight_decay", 0.0, "Decoupled weight decay (adamw).")
+    _group(g, flags.DEFINE_enum, "lr_schedule", "constant", ["constant", "cosine", "linear"],
+           "Learning-rate schedule after warm-up.")
+    _group(g, flags.DEFINE_integer, "warmup_steps", 0, "Linear warm-up steps.")
+    _group(g, flags.DEFINE_float, "clipnorm", None, "Clip gradients to this global norm.")
+    _group(g, flags.DEFINE_integer, "early_stopping_patience", 0,
+           "Stop after this many epochs without improvement of --selection_metric (0: off).")
+    _group(g, flags.DEFINE_string, "selection_metric", None, "Validation metric for early stopping and the "
+           "best checkpoint (default macro_f1 for classification, ccc for regression; 'loss' allowed).")
+    _group(g, flags.DEFINE_integer, "seed", 42, "Seed for initialisation, shuffling and augmentation.")
+    _group(g, flags.DEFINE_boolean, "deterministic", False, "TF op determinism + fixed seeds (slower).")
+
+    # --- distribution ---------------------------------------------------------------------------
+    g = "distribution"
+    _group(g, flags.DEFINE_enum, "strategy", "default", ["default", "mirrored", "multi_worker"],
+           "tf.distribute strategy: one device, every local GPU (MirroredStrategy), or several machines "
+           "(MultiWorkerMirroredStrategy, configured by TF_CONFIG).")
+    _group(g, flags.DEFINE_integer, "cpu_devices", 0, "Split the CPU into N logical devices (to try "
+           "--strategy=mirrored without GPUs).")
+    _group(g, flags.DEFINE_enum, "mixed_precision", "off", ["off", "mixed_float16", "mixed_bfloat16"],
+           "Keras mixed-precision policy (loss scaling with float16).")
+    _group(g, flags.DEFINE_boolean, "jit_compile", False, "Compile the train step with XLA.")
+
+    # --- logging --------------------------------------------------------------------------------
+    g = "logging"
+    _group(g, flags.DEFINE_string, "model_dir", None, "Where checkpoints, TensorBoard logs and the "
+           "trained model go. Re-running with the same dir resumes.")
+    _group(g, flags.DEFINE_integer, "log_every_steps", 10, "Console / TensorBoard step logging interval.")
+    _group(g, flags.DEFINE_integer, "checkpoint_every_steps", 100, "Checkpoint interval (also at epoch end).")
+    _group(g, flags.DEFINE_integer, "keep_checkpoints", 3, "Recent checkpoints kept (plus the best).")
+    _group(g, flags.DEFINE_integer, "tensorboard_audio_examples", 0,
+           "Write this many augmented training clips (audio + log-Mel image) to TensorBoard.")
+    _group(g, flags.DEFINE_boolean, "progress", True, "Console progress line during training.")
+
+    flags.register_validator("batch_size", lambda v: v is None or v > 0, "--batch_size must be positive")
+    flags.register_validator("epochs", lambda v: v >= 1, "--epochs must be at least 1")
+    flags.register_validator("cpu_devices", lambda v: v >= 0, "--cpu_devices must be >= 0")
+    flags.register_multi_flags_validator(
+        ["strategy", "cpu_devices"],
+        lambda f: not (f["cpu_devices"] and f["strategy"] == "multi_worker"),
+        "--cpu_devices only applies to --strategy=mirrored (multi_worker takes its devices from TF_CONFIG)",
+    )
+    flags.register_multi_flags_validator(
+        ["mixed_precision", "deterministic"],
+        lambda f: not (f["mixed_precision"] != "off" and f["deterministic"]),
+        "--deterministic cannot be combined with --mixed_precision (loss scaling is not bit-reproducible)",
+    )
+    flags.register_multi_flags_validator(
+        ["vocabulary", "text_encoder"],
+        lambda f: not (f["vocabulary"] and f["text_encoder"]),
+        "--vocabulary and --text_encoder both set: a text encoder brings its own tokenizer",
+    )
+    flags.register_multi_flags_validator(
+        ["selection_metric", "task"],
+        lambda f: f["selection_metric"] is None
+        or f["selection_metric"] == "loss"
+        or (f["task"] == "classification") == (f["selection_metric"] in CLASSIFICATION_METRICS),
+        "--selection_metric does not fit --task: classification selects on one of "
+        "loss, accuracy, unweighted_accuracy, macro_f1, weighted_f1; regression on loss, ccc, rmse, mae, pearson_r",
+    )
+
+
+CLASSIFICATION_METRICS = ("accuracy", "unweighted_accuracy", "macro_f1", "weighted_f1")
+REGRESSION_METRICS = ("ccc", "rmse", "mae", "pearson_r")
+LOWER_IS_BETTER = ("loss", "rmse", "mae")
+
+
+def parse_key_values(items, flag_name):
+    """Parses ['k=v', ...] into a dict with int/float/bool/str values; errors name the flag."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--{flag_name}: expected key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        value = value.strip()
+        out[key] = _parse_scalar(value)
+    return out
+
+
+def _parse_scalar(value: str):
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    if ":" in value:  # a tuple of numbers, e.g. speeds=0.9:1.0:1.1
+        parts = value.split(":")
+        try:
+            return tuple(_parse_scalar(p) for p in parts)
+        except ValueError:
+            pass
+    return value
+
+
+def resolved_flags() -> dict:
+    """All training flags and their final values, grouped."""
+    return {
+        group: {name: FLAGS[name].value for name in names}
+        for group, names in GROUPS.items()
+    }
+
+
+def flagfile_text() -> str:
+    """The resolved flags as a flagfile (re-runnable with --flagfile)."""
+    lines = []
+    for group, names in GROUPS.items():
+        lines.append(f"# --- {group}")
+        for name in names:
+            value = FLAGS[name].value
+            if value is None or name == "list_models":
+                continue
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            lines.append(f"--{name}={value}")
+    return "\n".join(lines) + "\n"

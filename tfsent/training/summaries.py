@@ -1,0 +1,170 @@
+"""TensorBoard logging for the trainer: `MODEL_DIR/logs/train` and `MODEL_DIR/logs/valid`.
+
+Per step: loss, learning rate, throughput (examples/s). Per epoch: training loss and every validation
+metric (WA, UA, macro-F1, ... or CCC/RMSE), a confusion-matrix image. Once: the resolved flags as text
+and an hparams summary. Optionally a few augmented training clips (audio + log-Mel image).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+
+class Writers:
+    """The run's TensorBoard writers (no-ops when `enabled` is False, i.e. on non-chief workers).
+
+    Args:
+        model_dir: the run's model dir; logs go to `model_dir/logs/{train,valid}`.
+        enabled: write anything at all.
+    """
+
+    def __init__(self, model_dir, enabled=True):
+        self.enabled = enabled
+        if enabled:
+            logs = os.path.join(model_dir, "logs")
+            self.train = tf.summary.create_file_writer(os.path.join(logs, "train"))
+            self.valid = tf.summary.create_file_writer(os.path.join(logs, "valid"))
+
+    def write_run_info(self, task, trainer_config, model):
+        if not self.enabled:
+            return
+        from tfsent.training import flags as tf_flags
+
+        try:
+            resolved = tf_flags.resolved_flags()
+        except Exception:  # flags not parsed (library use): log the configs instead
+            resolved = {}
+        text = "```\n" + json.dumps(
+            {"flags": resolved, "task": task.config.__dict__}, indent=2, ensure_ascii=False, default=str
+        ) + "\n```"
+        with self.train.as_default():
+            tf.summary.text("run/config", text, step=0)
+            try:
+                from tensorboard.plugins.hparams import api as hp
+
+                hparams = {
+                    "model": task.config.model,
+                    "features": task.config.feature.get("kind", ""),
+                    "batch_size": trainer_config.batch_size,
+                    "learning_rate": trainer_config.learning_rate,
+                    "optimizer": trainer_config.optimizer,
+                    "epochs": trainer_config.epochs,
+                    "seed": trainer_config.seed,
+                }
+                hp.hparams(hparams)
+            except ImportError:
+                pass
+            lines = []
+            model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+            tf.summary.text("run/model_summary", "```\n" + "\n".join(lines) + "\n```", step=0)
+
+    def train_step(self, step, loss, lr, examples_per_second):
+        if not self.enabled:
+            return
+        with self.train.as_default():
+            tf.summary.scalar("loss", loss, step=step)
+            tf.summary.scalar("learning_rate", lr, step=step)
+            tf.summary.scalar("examples_per_second", examples_per_second, step=step)
+
+    def epoch_end(self, epoch, train_loss, valid_metrics, task):
+        if not self.enabled:
+            return
+        with self.train.as_default():
+            tf.summary.scalar("epoch/loss", train_loss, step=epoch)
+        with self.valid.as_default():
+            for key, value in valid_metrics.items():
+                if isinstance(value, (int, float)) and np.isfinite(value):
+                    tf.summary.scalar(f"epoch/{key}", value, step=epoch)
+            if "confusion_matrix" in valid_metrics:
+                png = confusion_matrix_png(
+                    np.asarray(valid_metrics["confusion_matrix"]), list(task.config.classes),
+                    title=f"validation, epoch {epoch}",
+                )
+                image = tf.image.decode_png(png, channels=4)[None]
+                tf.summary.image("confusion_matrix", image, step=epoch)
+        self.train.flush()
+        self.valid.flush()
+
+    def write_audio_examples(self, task, count):
+        """A few augmented training clips as audio and as log-Mel images."""
+        if not self.enabled:
+            return
+        pipeline = task.pipeline()
+        if not pipeline.config.needs_audio:
+            return
+        ds = pipeline.dataset(pipeline_split(task), training=True, epoch=0)
+        written = 0
+        with self.train.as_default():
+            for inputs, _ in ds:
+                if "audio_features" not in inputs:
+                    break
+                feats = inputs["audio_features"].numpy()
+                for i in range(min(count - written, feats.shape[0])):
+                    image = feats[i]
+                    if image.ndim == 3:
+                        image = image[..., 0]
+                    image = (image - image.min()) / max(float(np.ptp(image)), 1e-6)
+                    tf.summary.image(f"augmented/log_mel_{written}", image.T[::-1][None, :, :, None],
+                                     step=0)
+                    written += 1
+                if written >= count:
+                    break
+            audio = _augmented_waveforms(task, count)
+            if audio is not None:
+                tf.summary.audio("augmented/audio", audio, task.config.feature["sample_rate"], step=0,
+                                 max_outputs=count)
+
+    def close(self):
+        if self.enabled:
+            self.train.close()
+            self.valid.close()
+
+
+def pipeline_split(task):
+    return getattr(task, "train_split", "train")
+
+
+def _augmented_waveforms(task, count):
+    pipeline = task.pipeline()
+    rows = pipeline.split_frame("train")
+    tables = pipeline._tables(rows.iloc[:count])
+    ds = tf.data.Dataset.from_tensor_slices(tables).map(pipeline._load).filter(lambda ex: ex["ok"])
+    ds = ds.map(lambda ex: pipeline._per_example(ex, True, 0)).padded_batch(count)
+    for batch in ds.take(1):
+        audio = batch["audio"]
+        peak = tf.maximum(tf.reduce_max(tf.abs(audio), axis=1, keepdims=True), 1e-6)
+        return (audio / peak)[..., None]
+    return None
+
+
+def confusion_matrix_png(matrix, labels, title="") -> bytes:
+    """A confusion matrix (rows true, columns predicted) as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(labels), 1.0 + 0.8 * len(labels)), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    vmax = matrix.max() if matrix.size else 0
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > vmax / 2 else "black")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
