@@ -1,4 +1,42 @@
-"""Shared pytest fixtures for tfsent tests."""
+"""Shared pytest fixtures for tfsent tests.
+
+`tiny_corpus` builds one small synthetic KEMDy20-layout corpus per test session (espeak-ng voices) and
+prepares it with the real `bin/prepare`; tests that need data read `tiny_corpus["manifest"]`.
+"""
 import os
+import subprocess
+import sys
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+
+
+def run_cli(module, *args, check=True, timeout=600, env=None):
+    """Runs `python -m tfsent.cli.<module> args...` like the bin/ script does; returns CompletedProcess."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    proc = subprocess.run(
+        [PYTHON, "-m", f"tfsent.cli.{module}", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=full_env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"tfsent.cli.{module} {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A 4-class synthetic KEMDy20 corpus (6 utterances per class) and its prepared manifest."""
+    root = tmp_path_factory.mktemp("tiny_corpus")
+    corpus = root / "corpus"
+    prepared = root / "prepared"
+    run_cli("make_demo_corpus", f"--out={corpus}", "--layout=kemdy20", "--seed=3", "--per_class=6")
+    run_cli("prepare", "--format=kemdy20", f"--data_dir={corpus}", f"--out={prepared}",
+            "--classes=4", "--tie_policy=first")
+    return {"corpus": str(corpus), "prepared": str(prepared), "manifest": str(prepared / "manifest.csv")}

@@ -130,3 +130,39 @@ def test_real_checkpoint(env, family):
         pytest.skip(f"{ref_file} missing: run tools/make_hf_fixtures.py --real {path}")
     enc = check_text(path, dict(np.load(ref_file)))
     assert enc.family == family
+
+
+def test_fixtures_detect_the_tanh_gelu_approximation():
+    """keras-hub's BERT/ELECTRA backbones use the tanh GELU; Hugging Face the exact
+    one. The fixtures' weights are large enough for that to break parity."""
+    from keras_hub.src.utils.keras_utils import gelu_approximate
+
+    ref = np.load(os.path.join(DATA, "electra_disc", "reference.npz"))
+    enc = load_text_encoder(os.path.join(DATA, "electra_disc"), sequence_length=24)
+    for i in range(2):
+        dense = enc.backbone.get_layer(f"transformer_layer_{i}")._feedforward_intermediate_dense
+        dense.activation = gelu_approximate
+    out = enc.backbone(enc.preprocessor(tf.constant(ref["texts"])))["sequence_output"].numpy()
+    real = ref["padding_mask"].astype(bool)
+    assert np.abs(out - ref["sequence_output"])[real].max() > 3 * TOL
+
+
+def test_mixed_float16_policy():
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        enc = load_audio_encoder(os.path.join(DATA, "wav2vec2_group"))
+        text = load_text_encoder(os.path.join(DATA, "roberta_klue"), sequence_length=24)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    ref = np.load(os.path.join(DATA, "wav2vec2_group", "reference.npz"))
+    out = enc.model({"waveform": ref["waveform"], "waveform_mask": ref["waveform_mask"]})
+    hs = np.asarray(out["hidden_states"], np.float32)
+    real = ref["frame_mask"].astype(bool)
+    assert np.abs(hs - ref["hidden_states"]).transpose(0, 2, 1, 3)[real].max() < 0.05
+    tref = np.load(os.path.join(DATA, "roberta_klue", "reference.npz"))
+    seq = text.backbone(text.preprocessor(tf.constant(tref["texts"])))["sequence_output"]
+    diff = np.abs(np.asarray(seq, np.float32) - tref["sequence_output"])
+    assert diff[tref["padding_mask"].astype(bool)].max() < 0.05

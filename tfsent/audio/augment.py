@@ -240,13 +240,15 @@ def _stretch_and_pitch(x, seed, config):
         tf.round(tf.cast(tf.shape(x)[0], tf.float32) / stretch), tf.int32
     )
 
+    lo, hi = config.pitch_semitones
+    # A fixed shift (seed 001: 0.7 semitone) resamples by a static fraction (polyphase).
+    static_rate = 2.0 ** (-lo / 12.0) if lo == hi else None
+
     def run():
         y = phase_vocoder_stretch(x, stretch * pitch_rate, config.vocoder_n_fft, config.vocoder_hop)
-        y = tf.cond(
-            tf.equal(pitch_rate, 1.0),
-            lambda: y,
-            lambda: resample_by_ratio(y, pitch_rate),
-        )
+        shift = (lambda: resample_by_ratio(y, static_rate)) if static_rate else (
+            lambda: resample_by_ratio(y, pitch_rate))
+        y = tf.cond(tf.equal(pitch_rate, 1.0), lambda: y, shift)
         return tf.pad(y, [[0, tf.maximum(target - tf.shape(y)[0], 0)]])[:target]
 
     any_on = tf.logical_or(do_stretch, do_pitch)
@@ -254,12 +256,15 @@ def _stretch_and_pitch(x, seed, config):
 
 
 def _speed(x, seed, config):
-    factors = tf.constant(config.speed_factors, tf.float32)
     i = tf.random.stateless_uniform(
         [], _sub(seed, _SPEED), minval=0, maxval=len(config.speed_factors), dtype=tf.int32
     )
-    f = factors[i]
-    return tf.cond(tf.equal(f, 1.0), lambda: tf.identity(x), lambda: resample_by_ratio(x, 1.0 / f))
+    # Factors are known in Python: each branch resamples by a static fraction (polyphase).
+    branches = [
+        (lambda: tf.identity(x)) if f == 1.0 else (lambda f=f: resample_by_ratio(x, 1.0 / f))
+        for f in config.speed_factors
+    ]
+    return tf.switch_case(i, branches)
 
 
 def _shift(x, seed, config):
@@ -391,7 +396,9 @@ def spec_augment(features, frame_mask, seed, config, class_id=None):
     Args:
         features: float32 `[T, F]`, `[T, F, C]` or batched `[B, T, F(, C)]`.
         frame_mask: int32 `[T]` / `[B, T]`, 1 on real frames.
-        seed: int32 `[2]` (per-example seeds are folded in from it) or `[B, 2]`.
+        seed: int32 `[2]`, or for a batch `[B, 2]` per-example seeds (a `[2]`
+            seed for a batch is folded with each row index). A batched call
+            with per-example seeds equals per-example calls.
         config: `AudioAugmentConfig` (`freq_mask_*`, `time_mask_*`, `mask_value`,
             `classes`).
         class_id: optional int scalar / `[B]` for `config.classes`.
@@ -404,6 +411,7 @@ def spec_augment(features, frame_mask, seed, config, class_id=None):
     unbatched = frame_mask.shape.rank == 1
     if unbatched:
         features, frame_mask = features[None], frame_mask[None]
+        seed = tf.reshape(tf.cast(seed, tf.int32), [1, 2])
         if class_id is not None:
             class_id = tf.reshape(class_id, [1])
     if config.freq_mask_prob <= 0 and config.time_mask_prob <= 0:

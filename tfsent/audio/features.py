@@ -340,7 +340,7 @@ def delta(features, lengths, order=1, width=_DELTA_WIDTH):
     lengths = tf.cast(lengths, tf.int32)
     lo = tf.minimum(half, tf.maximum(lengths - 1 - half, 0))
     hi = tf.maximum(lengths - 1 - half, lo)
-    idx = tf.clip_by_value(tf.range(t)[None, :], lo[:, None], hi[:, None])
+    idx = tf.minimum(tf.maximum(tf.range(t)[None, :], lo[:, None]), hi[:, None])
     return tf.gather(full, idx, batch_dims=1)
 
 

@@ -31,6 +31,10 @@ class UsageError(Exception):
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected positional arguments: {' '.join(argv[1:])} (flags look like --name=value)")
+    # Logical CPU devices must be configured before anything initialises TensorFlow's devices.
+    from tfsent.training.distribution import configure_devices, make_strategy
+
+    configure_devices(FLAGS.cpu_devices)
     from tfsent.models import registry
 
     if FLAGS.list_models:
@@ -44,10 +48,6 @@ def main(argv):
         raise UsageError(f"--manifest={FLAGS.manifest}: no such file (bin/prepare writes OUT/manifest.csv)")
     entry = registry.get(FLAGS.model)
 
-    # Devices must be configured before any TensorFlow op runs.
-    from tfsent.training.distribution import configure_devices, make_strategy
-
-    configure_devices(FLAGS.cpu_devices)
     import keras
     import tensorflow as tf
 
@@ -71,7 +71,7 @@ def main(argv):
     _write_run_info(model_dir, task_config)
 
     from tfsent.training.task import EmotionTask, class_weights_balanced
-    from tfsent.training.trainer import Trainer, TrainerConfig
+    from tfsent.training.trainer import Trainer, TrainerConfig, TrainingError
 
     pipeline_overrides = _pipeline_overrides(task_config, frame)
     if FLAGS.class_weights == "balanced" and task_config.task == "classification":
@@ -83,7 +83,11 @@ def main(argv):
         model_dir=model_dir,
         **{f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainerConfig) if f.name != "model_dir"},
     )
-    summary = Trainer(task, trainer_config, strategy).train()
+    try:
+        summary = Trainer(task, trainer_config, strategy).train()
+    except TrainingError as e:
+        print(f"bin/train: training stopped: {e}", file=sys.stderr, flush=True)
+        return 1
     print(f"model: {os.path.join(model_dir, 'model.keras')}")
     print(f"best validation {summary['selection_metric']}: {summary['best_value']:.4f} "
           f"after {summary['epochs_run']} epochs")
@@ -178,10 +182,6 @@ def _pipeline_overrides(task_config, frame):
         from tfsent.audio.augment import AudioAugmentConfig
 
         overrides["audio_augment"] = _dataclass_from_flag(AudioAugmentConfig, "audio_augment")
-    if FLAGS.spec_augment:
-        from tfsent.audio.augment import SpecAugmentConfig
-
-        overrides["spec_augment"] = _dataclass_from_flag(SpecAugmentConfig, "spec_augment")
     if FLAGS.text_augment:
         from tfsent.text.augment import TextAugmentConfig
 
@@ -190,7 +190,14 @@ def _pipeline_overrides(task_config, frame):
         unknown = [c for c in FLAGS.augment_classes if c not in task_config.classes]
         if unknown:
             raise UsageError(f"--augment_classes: {unknown} not in the manifest's classes {task_config.classes}")
-        overrides["augment_class_ids"] = tuple(task_config.classes.index(c) for c in FLAGS.augment_classes)
+        ids = tuple(task_config.classes.index(c) for c in FLAGS.augment_classes)
+        if "audio_augment" in overrides:
+            overrides["audio_augment"] = dataclasses.replace(overrides["audio_augment"], classes=ids)
+        if "text_augment" in overrides:
+            overrides["text_augment"] = dataclasses.replace(overrides["text_augment"], class_ids=ids)
+    if "audio_augment" in overrides:
+        overrides["audio_augment"] = dataclasses.replace(
+            overrides["audio_augment"], sample_rate=task_config.feature["sample_rate"])
     return overrides
 
 

@@ -139,10 +139,11 @@ def train_tokenizer(manifest: str, vocab_size: int = 4096, out: str | None = Non
                     train_split: str = "train", lowercase: bool = False, min_frequency: int = 2,
                     max_unique_chars: int = 1000) -> dict:
     """Trains, writes `vocab.txt`, `token_lengths.json`, `token_lengths.png`; returns the report."""
+    texts = read_texts(manifest, train_split)  # before importing TensorFlow: fail fast
+
     from tfsent.text.tokenizer import TextPreprocessor
     from tfsent.text.vocab import train_wordpiece_vocabulary, write_vocabulary
 
-    texts = read_texts(manifest, train_split)
     if out is None:
         out = manifest if os.path.isdir(manifest) else os.path.dirname(os.path.abspath(manifest))
     os.makedirs(out, exist_ok=True)

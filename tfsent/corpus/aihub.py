@@ -96,13 +96,13 @@ def read_aihub(data_dir, label_rule="intensity_sum", min_agree=3, progress=None)
             def reject(reason, value=""):
                 out.rejects.append(Reject(relname, line, utt_id, reason, value))
 
+            referenced.add(utt_id)
             if len(fields) < width:
                 reject("malformed_row", f"{len(fields)} fields, expected {len(header)}")
                 continue
             if not utt_id:
                 reject("missing_utt_id", "empty wav_id")
                 continue
-            referenced.add(utt_id)
             if utt_id in seen:
                 reject("duplicate_utt_id", f"first seen at {seen[utt_id]}")
                 continue

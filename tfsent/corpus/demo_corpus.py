@@ -22,17 +22,23 @@ neutral, utterances are split (exact counts, rounded half up) into
 
 Neutral utterances are neutral wording with neutral prosody. A text-only or an
 audio-only model therefore caps at roughly 80% accuracy on the emotional
-classes, and a fusion model can beat both.
+classes, and a fusion model can beat both. Measured with linear probes
+(5-fold CV; log-Mel/F0/RMS statistics for audio, character n-gram TF-IDF for
+text, product of probabilities for fusion), seed 0: 4 classes, per_class=100:
+audio 0.80, text 0.83, fusion 0.89; 7 classes, per_class=60: audio 0.70,
+text 0.80, fusion 0.85.
 
 Layouts (so the real readers are exercised):
 
 - `kemdy20`: `annotation/SessNN_eval.csv` (37 columns: Numb, Wav start, Wav end,
   Segment ID, Total Evaluation (Emotion, Valence, Arousal), then raters
   Eval01F..Eval10M x (Emotion, Valence, Arousal); the first data row is the
-  sub-header) and `wav/SessionNN/SessNN_scriptNN_UserNNN{F|M}_NNN.wav` (16 kHz
-  mono PCM16) + a one-line CP949 `.txt` transcript. Utterances are spread over
+  sub-header; CRLF line ends) and `wav/SessionNN/SessNN_scriptNN_UserNNN{F|M}_NNN.wav` (16 kHz
+  mono PCM16) + a one-line CP949 `.txt` transcript (no line end). Utterances are spread over
   Sess01..Sess40, about 80% of each class in Sess01-32 and 20% in Sess33-40
-  (at least one per class on each side when `per_class >= 2`); only sessions
+  (at least one per class on each side when `per_class >= 2`), classes
+  interleaved so every session holds a mix of classes; small corpora use
+  fewer, evenly spaced sessions (at least 2 for training); only sessions
   holding utterances get files. Session `s` has speakers `User{2s-1:03d}F` and
   `User{2s:03d}M`. 10 simulated raters choose from the generated class set;
   the majority always contains the intended emotion, and when the top count
@@ -53,9 +59,10 @@ Both layouts also get `README.txt` (says it is synthetic, with the flags) and
 condition, wording/prosody emotions, prosody parameters, speaker, file).
 Extra files sit in the corpus root only; the readers never need them.
 
-Deterministic: the same arguments give byte-identical files (all randomness
-comes from one seeded numpy Generator, drawn in a fixed order before any
-parallel work; espeak-ng is deterministic).
+Deterministic: the same arguments give byte-identical files with the same
+espeak-ng version (recorded in README.txt): all randomness comes from one
+seeded numpy Generator, drawn in a fixed order before any parallel work, and
+espeak-ng itself is deterministic.
 
 Example:
 
@@ -381,7 +388,7 @@ def _trim(pcm, threshold=64):
 
 def _synthesize(utt, sample_rate):
     """Speaks `utt` and returns (int16 samples at sample_rate, text)."""
-    margin_s = utt.lead_s + utt.tail_s
+    margin_s = utt.lead_s + utt.tail_s + 0.01  # + room for rounding when resampling
     for text in utt.texts:
         speech = _trim(_espeak(text, utt))
         if len(speech) / ESPEAK_RATE + margin_s <= MAX_SECONDS:
@@ -434,18 +441,32 @@ def _plan_kemdy20(rng, class_set, per_class, fracs):
         speakers[s] = [(f"User{2 * s - 1:03d}F", f_voice, _speaker_offset(rng)),
                        (f"User{2 * s:03d}M", m_voice, _speaker_offset(rng))]
     by_session = {s: [] for s in speakers}
-    utterances = []
     n_test = 0 if per_class < 2 else max(1, _round_half_up(per_class * 8 / 40))
     n_train = per_class - n_test
-    for ci, emotion in enumerate(class_set):
-        conditions = _conditions(rng, emotion, per_class, *fracs)
-        sessions = ([1 + (j * KEMDY20_TRAIN_SESSIONS // n_train + 5 * ci) % KEMDY20_TRAIN_SESSIONS
-                     for j in range(n_train)]
-                    + [KEMDY20_TRAIN_SESSIONS + 1 + (j * 8 // n_test + 3 * ci) % 8
-                       for j in range(n_test)])
-        for condition, s in zip(conditions, sessions):
+    conditions = {e: _conditions(rng, e, per_class, *fracs) for e in class_set}
+    # Class-interleaved order, so consecutive utterances (which share a session
+    # when sessions are few) are of different classes: then every session, and
+    # so every validation split drawn from sessions, holds a mix of classes.
+    train = [(e, j) for j in range(n_train) for e in class_set]
+    test = [(e, n_train + j) for j in range(n_test) for e in class_set]
+    utterances = []
+    for items, first, count in ((train, 1, KEMDY20_TRAIN_SESSIONS),
+                                (test, KEMDY20_TRAIN_SESSIONS + 1,
+                                 KEMDY20_NUM_SESSIONS - KEMDY20_TRAIN_SESSIONS)):
+        if not items:
+            continue
+        # About one utterance per class in each session until all are used;
+        # at least the training sessions the session split needs (2 train +
+        # valid, or 3 when there is no test part to split off).
+        minimum = 1 if first > 1 else (2 if test else 3)
+        n_sessions = min(count, max(minimum, math.ceil(len(items) / len(class_set))))
+        n_sessions = min(n_sessions, len(items))
+        picks = [first + i * count // n_sessions for i in range(n_sessions)]
+        for k, (emotion, j) in enumerate(items):
+            s = picks[k * n_sessions // len(items)]
             user, voice, offset = speakers[s][int(rng.integers(2))]
-            utt = _plan_utterance(rng, len(utterances), emotion, condition, voice, offset)
+            utt = _plan_utterance(rng, len(utterances), emotion, conditions[emotion][j],
+                                  voice, offset)
             utt.speaker, utt.session = user, f"Sess{s:02d}"
             votes = _kemdy20_votes(rng, emotion, class_set)
             va = [(int(np.clip(round(rng.normal(VALENCE_AROUSAL[v][0], 0.6)), 1, 5)),
@@ -563,6 +584,12 @@ def _write_truth(root, utterances):
             f.write(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def _espeak_version():
+    # Byte-identical output is only promised for the same espeak-ng version.
+    proc = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True)
+    return " ".join(proc.stdout.split()[:4]) or "espeak-ng (version unknown)"
+
+
 def _readme(layout, seed, per_class, class_set, fracs, counts):
     where = ("annotation/SessNN_eval.csv + wav/SessionNN/*.wav (16 kHz) + CP949 .txt"
              if layout == "kemdy20" else "demo.csv (CP949) + demo/<wav_id>.wav (48 kHz)")
@@ -575,7 +602,7 @@ def _readme(layout, seed, per_class, class_set, fracs, counts):
         f"made by: bin/make_demo_corpus --layout={layout} --seed={seed} "
         f"--per_class={per_class} --classes={len(class_set)} "
         f"--audio_only_frac={fracs[0]} --text_only_frac={fracs[1]}\n"
-        f"tfsent version: {tfsent.__version__}\n"
+        f"tfsent version: {tfsent.__version__}; {_espeak_version()}\n"
         f"layout: {layout}: {where}\n"
         f"classes: {', '.join(class_set)}\n"
         f"counts: {json.dumps(counts)}\n"

@@ -13,6 +13,8 @@ Example:
     ('neutral', 'happy', 'sad', 'angry')
 """
 
+import functools
+
 EMOTIONS_7 = ("neutral", "happy", "sad", "angry", "surprise", "fear", "disgust")
 
 CLASS_SETS = {
@@ -61,7 +63,12 @@ def normalize_emotion(value):
     """
     if value is None:
         return None
-    key = "".join(str(value).split()).lower().rstrip(":")
+    return _normalize(value if isinstance(value, str) else str(value))
+
+
+@functools.lru_cache(maxsize=4096)  # the corpora repeat a handful of spellings
+def _normalize(value):
+    key = "".join(value.split()).lower().rstrip(":")
     return _ALIASES.get(key)
 
 

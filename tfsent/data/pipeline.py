@@ -46,8 +46,9 @@ class PipelineConfig:
         max_seconds: crop length (random crop in training, centre crop otherwise).
         model_inputs: the input names the model takes (Contract 2); only these are built.
         seed: base seed for order and augmentation.
-        audio_augment / spec_augment / text_augment: augmentation configs or None.
-        augment_class_ids: augment only examples of these classes (empty: all).
+        audio_augment: `tfsent.audio.augment.AudioAugmentConfig` (waveform augmentation and
+            SpecAugment; its `classes` limits it to some classes), or None.
+        text_augment: `tfsent.text.augment.TextAugmentConfig` (its `class_ids` likewise), or None.
         cache_audio: keep decoded, resampled waveforms in memory across epochs.
         snapshot_dir: `tf.data` snapshot of decoded waveforms on disk.
         balanced_sampling: draw training examples with equal probability per class.
@@ -61,9 +62,7 @@ class PipelineConfig:
     model_inputs: tuple = ()
     seed: int = 42
     audio_augment: object = None
-    spec_augment: object = None
     text_augment: object = None
-    augment_class_ids: tuple = ()
     cache_audio: bool = False
     snapshot_dir: str | None = None
     balanced_sampling: bool = False
@@ -238,17 +237,17 @@ class InputPipeline:
 
     def _per_example(self, ex, training, epoch):
         cfg = self.config
-        seed = tf.stack([tf.cast(cfg.seed + 7919 * epoch, tf.int64), tf.cast(ex["index"], tf.int64)])
         out = {k: v for k, v in ex.items() if k not in ("path", "ok", "utt_id")}
+        seed = _example_seed(cfg.seed, epoch, ex["index"])
         if cfg.needs_audio:
             audio = ex["audio"]
             audio = _crop(audio, cfg.max_samples, training, seed)
             length = tf.shape(audio)[0]
-            if training and cfg.audio_augment is not None and self._augments(ex["label"]):
+            if training and cfg.audio_augment is not None:
                 from tfsent.audio import augment as audio_augment
 
                 audio, length = audio_augment.augment_waveform(
-                    audio, length, seed, cfg.audio_augment
+                    audio, length, seed, cfg.audio_augment, class_id=ex["label"]
                 )
                 audio = audio[: cfg.max_samples]
                 length = tf.minimum(length, cfg.max_samples)
@@ -257,12 +256,6 @@ class InputPipeline:
         else:
             out.pop("audio", None)
         return out
-
-    def _augments(self, label):
-        ids = self.config.augment_class_ids
-        if not ids:
-            return True
-        return tf.reduce_any(tf.equal(label, tf.constant(list(ids), tf.int32)))
 
     # --- batching -------------------------------------------------------------------------------
 
@@ -289,13 +282,13 @@ class InputPipeline:
             lengths = batch["audio_length"]
             if self._frontend is not None:
                 features, frame_mask = self._frontend(audio, lengths)
-                if training and cfg.spec_augment is not None:
+                aug = cfg.audio_augment
+                if training and aug is not None and (aug.freq_mask_prob > 0 or aug.time_mask_prob > 0):
                     from tfsent.audio import augment as audio_augment
 
-                    seeds = _batch_seeds(cfg.seed + 104729 * (epoch + 1), batch["index"])
-                    features = audio_augment.spec_augment_batch(
-                        features, frame_mask, seeds, cfg.spec_augment,
-                        apply=self._augment_mask(batch["label"]),
+                    seeds = _batch_seeds(cfg.seed + 104729, epoch, batch["index"])
+                    features = audio_augment.spec_augment(
+                        features, frame_mask, seeds, aug, class_id=batch["label"]
                     )
                 inputs["audio_features"] = features
                 inputs["audio_mask"] = tf.cast(frame_mask, tf.int32)
@@ -311,22 +304,16 @@ class InputPipeline:
             if training and cfg.text_augment is not None:
                 from tfsent.text import augment as text_augment
 
-                seeds = _batch_seeds(cfg.seed + 15485863 * (epoch + 1), batch["index"])
-                token_ids, padding_mask = text_augment.augment_tokens_batch(
-                    token_ids, padding_mask, seeds, cfg.text_augment,
-                    apply=self._augment_mask(batch["label"]),
+                # One seed per batch: batches are deterministic given (seed, epoch), and so is this.
+                seed = _example_seed(cfg.seed + 15485863, epoch, batch["index"][0])
+                token_ids, padding_mask = text_augment.augment_tokens(
+                    token_ids, padding_mask, seed, cfg.text_augment, class_id=batch["label"]
                 )
             inputs["token_ids"] = token_ids
             inputs["padding_mask"] = padding_mask
         inputs = {k: v for k, v in inputs.items() if k in cfg.model_inputs}
         targets = {k: batch[k] for k in ("label", "target", "valence", "arousal", "weight", "index")}
         return inputs, targets
-
-    def _augment_mask(self, labels):
-        ids = self.config.augment_class_ids
-        if not ids:
-            return tf.ones_like(labels, dtype=tf.bool)
-        return tf.reduce_any(tf.equal(labels[:, None], tf.constant(list(ids), tf.int32)[None, :]), axis=1)
 
 
 # === helpers ===
@@ -351,9 +338,16 @@ def _crop(audio, max_samples, training, seed):
     return audio[start : start + max_samples]
 
 
-def _batch_seeds(base, index):
-    index = tf.cast(index, tf.int64)
-    return tf.stack([tf.fill(tf.shape(index), tf.cast(base, tf.int64)), index], axis=1)
+def _example_seed(base, epoch, index):
+    """Stateless int32 [2] seed of one example in one epoch."""
+    pair = tf.stack([tf.cast(base, tf.int32), tf.cast(epoch, tf.int32)])
+    return tf.random.experimental.stateless_fold_in(pair, tf.cast(index, tf.int32))
+
+
+def _batch_seeds(base, epoch, index):
+    """[B, 2] per-example seeds (an example's augmentation does not depend on its batch)."""
+    return tf.map_fn(lambda i: _example_seed(base, epoch, i), tf.cast(index, tf.int32),
+                     fn_output_signature=tf.TensorSpec([2], tf.int32))
 
 
 def _reorder(ds, order):

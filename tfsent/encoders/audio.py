@@ -68,11 +68,14 @@ class WaveformNormalization(keras.layers.Layer):
         self.epsilon = epsilon
 
     def call(self, waveform, mask):
-        mask = ops.cast(mask, waveform.dtype)
+        # Statistics in float32 whatever the policy (1e-7 underflows in float16).
+        dtype = waveform.dtype
+        waveform = ops.cast(waveform, "float32")
+        mask = ops.cast(mask, "float32")
         n = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
         mean = ops.sum(waveform * mask, axis=1, keepdims=True) / n
         var = ops.sum(ops.square(waveform - mean) * mask, axis=1, keepdims=True) / n
-        return (waveform - mean) / ops.sqrt(var + self.epsilon) * mask
+        return ops.cast((waveform - mean) / ops.sqrt(var + self.epsilon) * mask, dtype)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -130,12 +133,15 @@ class FeatureEncoder(keras.layers.Layer):
         self.built = True
 
     def _masked_group_norm(self, x, frame_mask, layer):
+        dtype = x.dtype
+        x = ops.cast(x, "float32")
         m = frame_mask[:, :, None]
         n = ops.maximum(ops.sum(m, axis=1, keepdims=True), 1.0)
         mean = ops.sum(x * m, axis=1, keepdims=True) / n
         var = ops.sum(ops.square(x - mean) * m, axis=1, keepdims=True) / n
         x = (x - mean) / ops.sqrt(var + layer.epsilon)
-        return x * layer.gamma + layer.beta
+        x = x * ops.cast(layer.gamma, "float32") + ops.cast(layer.beta, "float32")
+        return ops.cast(x, dtype)
 
     def call(self, waveform, lengths):
         x = ops.expand_dims(waveform, -1)

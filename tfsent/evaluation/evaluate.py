@@ -45,7 +45,7 @@ def load_trained(model_dir, manifest=None, batch_size=32):
     model = keras.saving.load_model(model_path)
     frame, sidecar = read_manifest(manifest)
     task = EmotionTask(config, frame, sidecar, batch_size=batch_size)
-    task._model_inputs = tuple(model.input.keys())
+    task._model_inputs = registry.input_names(model)
     return task, model
 
 

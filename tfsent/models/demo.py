@@ -52,11 +52,16 @@ def audio_branch(
     mask_f = layers.Reshape((-1, 1), name=f"{name}_mask_channel")(
         layers.Identity(dtype="float32", name=f"{name}_mask_float")(mask)
     )
-    x = layers.LayerNormalization(axis=-1, name=f"{name}_input_norm")(features)
+    # log-Mel in dB (ref=max, top_db 80) lies in [-80, 0]: a fixed affine map keeps the spectral
+    # level differences a per-frame normalisation would erase.
+    x = layers.Rescaling(1.0 / 40.0, offset=1.0, name=f"{name}_input_scale")(features)
     for i in range(num_layers):
         x = layers.Multiply(name=f"{name}_zero_pad_{i}")([x, mask_f])
-        x = layers.Conv1D(filters, kernel_size, padding="same", name=f"{name}_conv_{i}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn_{i}")(x)
+        # Dilations 1, 2, 4, ... widen the receptive field to syllable scale (rate, pitch contour).
+        x = layers.Conv1D(filters, kernel_size, padding="same", dilation_rate=2**i, name=f"{name}_conv_{i}")(x)
+        # LayerNorm, not BatchNorm: a clip's output must not depend on its batch (padding, neighbours,
+        # replicas), in training as in serving.
+        x = layers.LayerNormalization(name=f"{name}_norm_{i}")(x)
         x = layers.Activation("relu", name=f"{name}_relu_{i}")(x)
         x = layers.SpatialDropout1D(dropout, name=f"{name}_dropout_{i}")(x)
     x = _masked_mean_max(x, mask, name)
@@ -107,7 +112,8 @@ def _classifier_head(x, num_classes, hidden, dropout, name="head"):
 def conv1d_mel(*, num_classes, feature_dim, filters=96, num_layers=3, hidden=64, dropout=0.2):
     audio = audio_branch(feature_dim=feature_dim, filters=filters, num_layers=num_layers)
     logits = _classifier_head(audio.output, num_classes, hidden, dropout)
-    return keras.Model(audio.inputs, {"logits": logits}, name="conv1d_mel")
+    inputs = dict(zip(("audio_features", "audio_mask"), audio.inputs))
+    return keras.Model(inputs, {"logits": logits}, name="conv1d_mel")
 
 
 @registry.register(
@@ -119,7 +125,8 @@ def conv1d_mel(*, num_classes, feature_dim, filters=96, num_layers=3, hidden=64,
 def text_cnn(*, num_classes, vocab_size, embedding_dim=96, filters=96, hidden=64, dropout=0.2):
     text = text_branch(vocab_size=vocab_size, embedding_dim=embedding_dim, filters=filters)
     logits = _classifier_head(text.output, num_classes, hidden, dropout)
-    return keras.Model(text.inputs, {"logits": logits}, name="text_cnn")
+    inputs = dict(zip(("token_ids", "padding_mask"), text.inputs))
+    return keras.Model(inputs, {"logits": logits}, name="text_cnn")
 
 
 @registry.register(

@@ -166,3 +166,10 @@ def build(name: str, **kwargs):
     common = {k: v for k, v in kwargs.items() if k in COMMON_ARGS}
     specific = {k: v for k, v in kwargs.items() if k not in COMMON_ARGS}
     return get(name).builder(**split_kwargs(name, common, specific))
+
+
+def input_names(model) -> tuple[str, ...]:
+    """The Contract-2 input names a built Keras model takes (dict- or list-input functional models)."""
+    if isinstance(model.input, dict):
+        return tuple(model.input.keys())
+    return tuple(t.name.split(":")[0] for t in model.inputs)

@@ -102,6 +102,7 @@ def resnet_mel(
     x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)  # post-ReLU values ≥ 0: zero = -inf here
     x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     m = DownsampleMask(2, name="stem_pool_mask")(m)
+    x = ApplyTimeMask(name="stem_pool_zero_padding")(x, m)
     for s, (width, blocks) in enumerate(zip(widths, blocks_per_stage)):
         for b in range(blocks):
             stride = 2 if (b == 0 and s > 0) else 1

@@ -18,13 +18,19 @@ import tensorflow as tf
 
 def configure_devices(cpu_devices: int = 0):
     """Splits the CPU into `cpu_devices` logical devices (must run before TF initialises devices)."""
-    if cpu_devices and cpu_devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_devices)]
-        )
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
+    try:
+        if cpu_devices and cpu_devices > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_devices)]
+            )
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as e:  # "... cannot be modified after being initialized"
+        raise RuntimeError(
+            f"--cpu_devices={cpu_devices}: TensorFlow's devices were already initialised; "
+            f"configure_devices() must run before any TensorFlow op ({e})"
+        ) from e
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

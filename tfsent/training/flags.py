@@ -75,10 +75,9 @@ def define_train_flags():
            "Sample training examples with equal probability per class (epoch size unchanged).")
     _group(g, flags.DEFINE_list, "augment_classes", [], "Augment only examples of these classes "
            "(names; seed 002 augments minority classes). Empty: all classes.")
-    _group(g, flags.DEFINE_list, "audio_augment", [], "Audio augmentation settings, key=value pairs of "
-           "tfsent.audio.augment.AudioAugmentConfig (e.g. noise_prob=0.5,gain_prob=0.5).")
-    _group(g, flags.DEFINE_list, "spec_augment", [], "SpecAugment settings, key=value pairs of "
-           "tfsent.audio.augment.SpecAugmentConfig.")
+    _group(g, flags.DEFINE_list, "audio_augment", [], "Audio augmentation (waveform and SpecAugment), "
+           "key=value pairs of tfsent.audio.augment.AudioAugmentConfig, ranges as lo:hi "
+           "(e.g. noise_prob=0.5,noise_snr_db=10:30,freq_mask_prob=0.5).")
     _group(g, flags.DEFINE_list, "text_augment", [], "Text augmentation settings, key=value pairs of "
            "tfsent.text.augment.TextAugmentConfig.")
 
@@ -131,13 +130,24 @@ def define_train_flags():
            "Write this many augmented training clips (audio + log-Mel image) to TensorBoard.")
     _group(g, flags.DEFINE_boolean, "progress", True, "Console progress line during training.")
 
-    flags.register_validator("batch_size", lambda v: v is None or v > 0, "--batch_size must be positive")
+    _register_validators()
+
+
+def _register_validators():
+    positive = lambda v: v is None or v > 0  # noqa: E731
+    for name in ("batch_size", "learning_rate", "log_every_steps", "checkpoint_every_steps",
+                 "keep_checkpoints", "steps_per_epoch", "max_seconds", "sequence_length", "vocab_size"):
+        flags.register_validator(name, positive, f"--{name} must be positive")
+    for name in ("warmup_steps", "early_stopping_patience", "weight_decay", "tensorboard_audio_examples"):
+        flags.register_validator(name, lambda v: v is None or v >= 0, f"--{name} must be >= 0")
     flags.register_validator("epochs", lambda v: v >= 1, "--epochs must be at least 1")
     flags.register_validator("cpu_devices", lambda v: v >= 0, "--cpu_devices must be >= 0")
+    flags.register_validator("clipnorm", positive, "--clipnorm must be positive (or unset)")
     flags.register_multi_flags_validator(
         ["strategy", "cpu_devices"],
-        lambda f: not (f["cpu_devices"] and f["strategy"] == "multi_worker"),
-        "--cpu_devices only applies to --strategy=mirrored (multi_worker takes its devices from TF_CONFIG)",
+        lambda f: f["cpu_devices"] <= 1 or f["strategy"] == "mirrored",
+        "--cpu_devices only applies to --strategy=mirrored (default uses one device; multi_worker "
+        "takes its devices from TF_CONFIG)",
     )
     flags.register_multi_flags_validator(
         ["mixed_precision", "deterministic"],
@@ -150,12 +160,40 @@ def define_train_flags():
         "--vocabulary and --text_encoder both set: a text encoder brings its own tokenizer",
     )
     flags.register_multi_flags_validator(
+        ["weight_decay", "optimizer"],
+        lambda f: not f["weight_decay"] or f["optimizer"] == "adamw",
+        "--weight_decay needs --optimizer=adamw (adam and sgd have no decoupled weight decay)",
+    )
+    flags.register_multi_flags_validator(
+        ["class_weights", "balanced_sampling"],
+        lambda f: not (f["class_weights"] == "balanced" and f["balanced_sampling"]),
+        "--class_weights=balanced and --balanced_sampling both correct the class imbalance; "
+        "choose one (together they over-weight the rare classes)",
+    )
+    flags.register_multi_flags_validator(
+        ["class_weights", "task"],
+        lambda f: f["class_weights"] == "none" or f["task"] == "classification",
+        "--class_weights=balanced needs --task=classification (regression targets have no classes)",
+    )
+    flags.register_multi_flags_validator(
+        ["train_split", "valid_split"],
+        lambda f: f["train_split"] != f["valid_split"],
+        "--train_split and --valid_split are the same split: model selection must use held-out data",
+    )
+    flags.register_multi_flags_validator(
+        ["train_split", "valid_split"],
+        lambda f: "test" not in (f["train_split"], f["valid_split"]),
+        "--train_split / --valid_split must not be 'test': the test split is read only by bin/evaluate",
+    )
+    flags.register_multi_flags_validator(
         ["selection_metric", "task"],
         lambda f: f["selection_metric"] is None
         or f["selection_metric"] == "loss"
-        or (f["task"] == "classification") == (f["selection_metric"] in CLASSIFICATION_METRICS),
+        or f["selection_metric"] in (
+            CLASSIFICATION_METRICS if f["task"] == "classification" else REGRESSION_METRICS),
         "--selection_metric does not fit --task: classification selects on one of "
-        "loss, accuracy, unweighted_accuracy, macro_f1, weighted_f1; regression on loss, ccc, rmse, mae, pearson_r",
+        "loss, accuracy, unweighted_accuracy, macro_f1, weighted_f1; regression (valence, arousal) on "
+        "loss, ccc, rmse, mae, pearson_r",
     )
 
 

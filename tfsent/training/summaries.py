@@ -71,11 +71,16 @@ class Writers:
             tf.summary.scalar("learning_rate", lr, step=step)
             tf.summary.scalar("examples_per_second", examples_per_second, step=step)
 
-    def epoch_end(self, epoch, train_loss, valid_metrics, task):
+    def epoch_end(self, epoch, train_loss, valid_metrics, task, learning_rate=None,
+                  examples_per_second=None):
         if not self.enabled:
             return
         with self.train.as_default():
             tf.summary.scalar("epoch/loss", train_loss, step=epoch)
+            if learning_rate is not None:
+                tf.summary.scalar("epoch/learning_rate", learning_rate, step=epoch)
+            if examples_per_second is not None:
+                tf.summary.scalar("epoch/examples_per_second", examples_per_second, step=epoch)
         with self.valid.as_default():
             for key, value in valid_metrics.items():
                 if isinstance(value, (int, float)) and np.isfinite(value):

@@ -97,6 +97,12 @@ class Trainer:
 
     def _steps_per_epoch(self, n_train):
         steps = math.ceil(n_train / self.config.batch_size)
+        pipeline_config = self.task.pipeline().config
+        if pipeline_config.bucket and pipeline_config.needs_audio:
+            # Length bucketing (4 buckets in tfsent.data.pipeline) flushes up to one partial batch per
+            # bucket: plan the learning-rate schedule for the most batches an epoch can have, so it
+            # never reaches its end (lr 0 for cosine/linear) before training does.
+            steps += 3
         if self.config.steps_per_epoch:
             steps = min(steps, self.config.steps_per_epoch)
         return steps
@@ -121,22 +127,34 @@ class Trainer:
         strategy = self.strategy
 
         with strategy.scope():
+            # Seeded right before the build, so initial weights depend on --seed alone (not on what
+            # the process did before: vocabulary training, other models).
+            keras.utils.set_random_seed(c.seed)
             model = task.build_model()
             n_train = task.pipeline().num_examples(c.train_split)
             task.pipeline().num_examples(c.valid_split)  # fails early, naming the split, when empty
             steps_per_epoch = self._steps_per_epoch(n_train)
             optimizer = self._build_optimizer(steps_per_epoch * c.epochs)
             optimizer.build(model.trainable_variables)
-            state = {
-                "global_step": tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step"),
-                "epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
-                "step_in_epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch"),
-                "best_value": tf.Variable(np.inf if self.lower_is_better else -np.inf, dtype=tf.float64,
-                                          trainable=False, name="best_value"),
-                "bad_epochs": tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs"),
-                "finished": tf.Variable(0, dtype=tf.int64, trainable=False, name="finished"),
-            }
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
+        # Loop bookkeeping lives outside the strategy scope: plain variables, read and written by the
+        # Python loop only (and a string variable could not be mirrored across workers).
+        state = {
+            "global_step": tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step"),
+            "epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
+            "step_in_epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch"),
+            "best_value": tf.Variable(np.inf if self.lower_is_better else -np.inf, dtype=tf.float64,
+                                      trainable=False, name="best_value"),
+            "bad_epochs": tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs"),
+            "finished": tf.Variable(0, dtype=tf.int64, trainable=False, name="finished"),
+            # The running sums of the current epoch's training loss, so a resumed epoch reports
+            # the same loss as an uninterrupted one.
+            "epoch_loss_sum": tf.Variable(0.0, dtype=tf.float64, trainable=False, name="epoch_loss_sum"),
+            "epoch_loss_count": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_loss_count"),
+            "history": tf.Variable("[]", dtype=tf.string, trainable=False, name="history"),
+        }
+        checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, seed_generators=seed_generator_states(model), **state
+        )
         manager = tf.train.CheckpointManager(
             checkpoint, os.path.join(self.write_dir, "checkpoints"), max_to_keep=c.keep_checkpoints
         )
@@ -144,7 +162,7 @@ class Trainer:
         best_manager = tf.train.CheckpointManager(
             best_checkpoint, os.path.join(self.write_dir, "best"), max_to_keep=1
         )
-        resumed_from = manager.restore_or_initialize()
+        resumed_from = self._restore(checkpoint, manager)
         if resumed_from:
             self.log(f"resuming from {resumed_from}: epoch {int(state['epoch'])}, "
                      f"step {int(state['global_step'])} ({int(state['step_in_epoch'])} into the epoch)")
@@ -156,7 +174,7 @@ class Trainer:
 
         train_step = self._make_train_step(model, optimizer)
         predict_step = self._make_predict_step(model)
-        history = []
+        history = json.loads(state["history"].numpy().decode("utf-8"))
         if int(state["finished"]):
             self.log("training already finished in this model dir; nothing to do "
                      "(use a new --model_dir to train again)")
@@ -170,23 +188,25 @@ class Trainer:
                 writers.write_audio_examples(task, c.tensorboard_audio_examples)
             dist_ds = strategy.experimental_distribute_dataset(ds)
             examples_this_run = 0
-            loss_sum, loss_count = 0.0, 0
             t0 = time.time()
             for inputs, targets in dist_ds:
-                loss, count = train_step(inputs, targets)
+                loss, count, bad_grads = train_step(inputs, targets)
                 loss = float(loss)
                 count = int(count)
-                step = int(state["global_step"].assign_add(1))
-                state["step_in_epoch"].assign_add(1)
-                if not math.isfinite(loss):
+                step = int(state["global_step"]) + 1
+                if not math.isfinite(loss) or int(bad_grads):
+                    what = f"the loss became {loss}" if not math.isfinite(loss) else (
+                        f"the gradients became non-finite (loss {loss})")
                     raise TrainingError(
-                        f"the loss became {loss} at step {step} (epoch {epoch + 1}); training stopped and "
-                        f"nothing from this step on was saved. Last good checkpoint: "
+                        f"{what} at step {step} (epoch {epoch + 1}); training stopped and nothing from "
+                        f"this step on was saved. Last good checkpoint: "
                         f"{manager.latest_checkpoint or 'none'}. Lower --learning_rate or check the data."
                     )
+                state["global_step"].assign(step)
+                state["step_in_epoch"].assign_add(1)
                 examples_this_run += count
-                loss_sum += loss * count
-                loss_count += count
+                state["epoch_loss_sum"].assign_add(loss * count)
+                state["epoch_loss_count"].assign_add(count)
                 if step % c.log_every_steps == 0:
                     elapsed = max(time.time() - t0, 1e-9)
                     lr = float(_current_lr(optimizer))
@@ -198,12 +218,13 @@ class Trainer:
                                  f"loss {loss:.4f} lr {lr:.2e} {examples_this_run / elapsed:.1f} ex/s "
                                  f"ETA {eta:.0f}s")
                 if step % c.checkpoint_every_steps == 0:
-                    manager.save(checkpoint_number=step)
+                    self._save(manager, model, step)
+            epoch_seconds = time.time() - t0
             if not c.steps_per_epoch and skip == 0 and examples_this_run != n_train:
                 self.log(f"warning: epoch {epoch + 1} used {examples_this_run} of {n_train} training "
                          f"examples; {n_train - examples_this_run} were skipped (unreadable audio, ids "
                          f"logged above)")
-            train_loss = loss_sum / max(loss_count, 1)
+            train_loss = float(state["epoch_loss_sum"].numpy()) / max(int(state["epoch_loss_count"]), 1)
 
             # Validation and model selection (validation split only).
             valid = self.predict(model, predict_step, c.valid_split)
@@ -214,24 +235,29 @@ class Trainer:
             if improved:
                 state["best_value"].assign(value)
                 state["bad_epochs"].assign(0)
-                best_manager.save(checkpoint_number=int(state["global_step"]))
+                self._save(best_manager, model, int(state["global_step"]))
             else:
                 state["bad_epochs"].assign_add(1)
-            writers.epoch_end(epoch + 1, train_loss, valid_metrics, task)
+            writers.epoch_end(epoch + 1, train_loss, valid_metrics, task,
+                              learning_rate=float(_current_lr(optimizer)),
+                              examples_per_second=examples_this_run / max(epoch_seconds, 1e-9))
             history.append({"epoch": epoch + 1, "train_loss": train_loss,
                             **{k: v for k, v in valid_metrics.items() if isinstance(v, (int, float))}})
+            state["history"].assign(json.dumps(history, default=_json_default))
             self.log(f"epoch {epoch + 1}/{c.epochs}: train loss {train_loss:.4f}; valid "
                      + " ".join(f"{k} {valid_metrics[k]:.4f}" for k in _headline(valid_metrics))
                      + (" (best so far)" if improved else ""))
             state["epoch"].assign_add(1)
             state["step_in_epoch"].assign(0)
+            state["epoch_loss_sum"].assign(0.0)
+            state["epoch_loss_count"].assign(0)
             stop = c.early_stopping_patience and int(state["bad_epochs"]) >= c.early_stopping_patience
             if stop or int(state["epoch"]) >= c.epochs:
                 state["finished"].assign(1)
                 if stop:
                     self.log(f"early stopping: {self.selection_metric} did not improve for "
                              f"{c.early_stopping_patience} epochs")
-            manager.save(checkpoint_number=int(state["global_step"]))
+            self._save(manager, model, int(state["global_step"]))
 
         # The trained model is the best checkpoint by the validation metric.
         if best_manager.latest_checkpoint:
@@ -242,7 +268,10 @@ class Trainer:
             "epochs_run": int(state["epoch"]),
             "global_step": int(state["global_step"]),
             "history": history,
+            "weights_fingerprint": weights_fingerprint(model),
         }
+        # Every worker prints it: under multi_worker all workers must hold identical weights.
+        print(f"worker {self.task_id}: final weights fingerprint {summary['weights_fingerprint']}", flush=True)
         if self.is_chief:
             valid = self.predict(model, predict_step, c.valid_split)
             summary["valid_metrics"] = self.compute_metrics(valid)
@@ -261,28 +290,73 @@ class Trainer:
         strategy = self.strategy
         mixed16 = self.config.mixed_precision == "mixed_float16"
 
-        def step_fn(inputs, targets):
-            ctx = tf.distribute.get_replica_context()
-            local_count = tf.cast(tf.shape(targets["label"])[0], tf.float32)
-            global_count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_count)
+        def loss_and_grads(inputs, targets, global_count):
             with tf.GradientTape() as tape:
                 outputs = model(inputs, training=True)
                 per_example = task.per_example_loss(targets, outputs)
+                # Scaled by the global batch, so summing the replicas' gradients (which the Keras
+                # optimizer's apply_gradients does in a replica context) gives the global mean.
                 loss = tf.reduce_sum(per_example) / tf.maximum(global_count, 1.0)
                 if model.losses:
                     loss += tf.add_n(model.losses) / strategy.num_replicas_in_sync
                 scaled = optimizer.scale_loss(loss) if mixed16 else loss
             grads = tape.gradient(scaled, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return loss, local_count
+            return loss, grads
 
-        @tf.function(jit_compile=self.config.jit_compile or None, reduce_retracing=True)
+        if self.config.jit_compile:
+            # XLA compiles the forward and backward pass of one replica; the all-reduce and the
+            # optimizer update stay outside (cross-replica collectives do not compile on every device).
+            loss_and_grads = tf.function(loss_and_grads, jit_compile=True, reduce_retracing=True)
+
+        def step_fn(inputs, targets):
+            ctx = tf.distribute.get_replica_context()
+            local_count = tf.cast(tf.shape(targets["label"])[0], tf.float32)
+            global_count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_count)
+            loss, grads = loss_and_grads(inputs, targets, global_count)
+            if mixed16:
+                # LossScaleOptimizer skips non-finite steps itself (and lowers the scale).
+                bad = tf.constant(0.0)
+            else:
+                finite = [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
+                bad = 1.0 - tf.cast(tf.reduce_all(tf.stack(finite)), tf.float32) if finite else tf.constant(0.0)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss, local_count, bad
+
+        @tf.function(reduce_retracing=True)
         def train_step(inputs, targets):
-            loss, count = strategy.run(step_fn, args=(inputs, targets))
+            loss, count, bad = strategy.run(step_fn, args=(inputs, targets))
             return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-                    strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None))
+                    strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None),
+                    strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None))
 
         return train_step
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    def _restore(self, checkpoint, manager):
+        """Restores the latest checkpoint; returns its path, or None for a fresh start.
+
+        Non-chief workers restore from the chief's directory (a shared file system, see
+        docs/distributed.md), so every worker starts from the same state; they save into their own
+        scratch directory because every worker must take part in saving.
+        """
+        path = manager.latest_checkpoint
+        if not self.is_chief:
+            path = tf.train.latest_checkpoint(os.path.join(self.config.model_dir, "checkpoints"))
+        if not path:
+            return None
+        checkpoint.restore(path).assert_existing_objects_matched()
+        return path
+
+    def _save(self, manager, model, step):
+        """Saves a checkpoint, after checking that every weight is finite (never save a corrupt model)."""
+        bad = [v.path for v in model.weights if not bool(np.all(np.isfinite(_as_numpy(v))))]
+        if bad:
+            raise TrainingError(
+                f"non-finite weights at step {step} ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+                f"training stopped without saving. Last good checkpoint: {manager.latest_checkpoint or 'none'}."
+            )
+        return manager.save(checkpoint_number=step)
 
     def _make_predict_step(self, model):
         key = self.task.output_key()
@@ -333,6 +407,31 @@ def compute_metrics(task, predictions):
         result = metric_defs.regression_metrics(values[known], predictions["outputs"].reshape(-1)[known])
     result["loss"] = predictions["loss"]
     return result
+
+
+def seed_generator_states(model) -> list:
+    """The state variables of the model's Keras `SeedGenerator`s (dropout and other random layers).
+
+    `tf.train.Checkpoint(model=...)` does not reach them (a `SeedGenerator` is not trackable), so a
+    resumed run would draw different dropout masks than an uninterrupted one; the trainer tracks
+    them explicitly. The order is the model's variable order, which a rebuilt model reproduces.
+    """
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+def weights_fingerprint(model) -> str:
+    """A short SHA-256 of all weights (in model order): equal weights give equal fingerprints."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for v in model.weights:
+        digest.update(np.ascontiguousarray(_as_numpy(v)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _as_numpy(variable):
+    value = variable.value if hasattr(variable, "value") else variable
+    return np.asarray(tf.convert_to_tensor(value).numpy() if hasattr(value, "numpy") else value)
 
 
 def _headline(m):

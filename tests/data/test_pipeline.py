@@ -1,0 +1,163 @@
+"""The tf.data pipeline on a real (tiny, synthetic) prepared corpus."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfsent.audio.augment import AudioAugmentConfig
+from tfsent.audio.features import FeatureConfig
+from tfsent.corpus.manifest import read_manifest
+from tfsent.data.pipeline import InputPipeline, PipelineConfig
+from tfsent.text.augment import TextAugmentConfig
+from tfsent.text.tokenizer import make_text_preprocessor
+from tfsent.text.vocab import train_wordpiece_vocabulary, write_vocabulary
+
+INPUTS = ("audio_features", "audio_mask", "token_ids", "padding_mask")
+
+
+@pytest.fixture(scope="module")
+def manifest(tiny_corpus):
+    return read_manifest(tiny_corpus["manifest"])
+
+
+@pytest.fixture(scope="module")
+def preprocessor(manifest, tmp_path_factory):
+    frame, _ = manifest
+    vocab = train_wordpiece_vocabulary(frame["text"].tolist(), 400)
+    path = str(tmp_path_factory.mktemp("vocab") / "vocab.txt")
+    write_vocabulary(vocab, path)
+    return make_text_preprocessor("wordpiece", path, 16)
+
+
+def make_pipeline(manifest, preprocessor, **overrides):
+    frame, sidecar = manifest
+    settings = dict(feature=FeatureConfig(kind="log_mel", n_mels=32), batch_size=4, max_seconds=2.0,
+                    model_inputs=INPUTS)
+    settings.update(overrides)
+    config = PipelineConfig(**settings)
+    return InputPipeline(frame, sidecar, config, text_preprocessor=preprocessor)
+
+
+def batches(ds):
+    return [(as_numpy(i), as_numpy(t)) for i, t in ds]
+
+
+def as_numpy(d):
+    return {k: v.numpy() for k, v in d.items()}
+
+
+def test_batches_have_contract_shapes_dtypes_and_masks(manifest, preprocessor):
+    pipe = make_pipeline(manifest, preprocessor)
+    n = pipe.num_examples("train")
+    seen = 0
+    for inputs, targets in pipe.dataset("train", training=True, epoch=0):
+        assert set(inputs) == set(INPUTS)
+        b = inputs["audio_features"].shape[0]
+        assert inputs["audio_features"].dtype == tf.float32 and inputs["audio_features"].shape[2] == 32
+        for key in ("audio_mask", "token_ids", "padding_mask"):
+            assert inputs[key].dtype == tf.int32  # never bool (distributed datasets)
+        mask = inputs["audio_mask"].numpy()
+        assert set(np.unique(mask)) <= {0, 1}
+        # Every clip has real frames, padding only at the end, and padded frames are zero.
+        assert (mask.sum(1) > 0).all()
+        assert (np.diff(mask, axis=1) <= 0).all()
+        feats = inputs["audio_features"].numpy()
+        assert np.all(feats[mask == 0] == 0)
+        # 2 s at 16 kHz, hop 160 → at most 201 frames.
+        assert feats.shape[1] <= 201
+        assert targets["target"].shape == (b, 4)
+        np.testing.assert_allclose(targets["target"].numpy().sum(1), 1.0, rtol=1e-6)
+        seen += b
+    assert seen == n
+
+
+def test_same_seed_same_batches_different_seed_differs(manifest, preprocessor):
+    aug = AudioAugmentConfig(noise_prob=1.0, gain_prob=1.0, freq_mask_prob=1.0)
+    a = batches(make_pipeline(manifest, preprocessor, seed=1, audio_augment=aug).dataset("train", training=True))
+    b = batches(make_pipeline(manifest, preprocessor, seed=1, audio_augment=aug).dataset("train", training=True))
+    c = batches(make_pipeline(manifest, preprocessor, seed=2, audio_augment=aug).dataset("train", training=True))
+    assert len(a) == len(b)
+    for (ia, ta), (ib, tb) in zip(a, b):
+        np.testing.assert_array_equal(ta["index"], tb["index"])
+        np.testing.assert_array_equal(ia["audio_features"], ib["audio_features"])
+    order_a = np.concatenate([t["index"] for _, t in a])
+    order_c = np.concatenate([t["index"] for _, t in c])
+    assert sorted(order_a) == sorted(order_c)
+    assert not np.array_equal(order_a, order_c)
+
+
+def test_epochs_shuffle_differently_and_eval_keeps_manifest_order(manifest, preprocessor):
+    pipe = make_pipeline(manifest, preprocessor)
+    e0 = np.concatenate([t["index"] for _, t in batches(pipe.dataset("train", training=True, epoch=0))])
+    e1 = np.concatenate([t["index"] for _, t in batches(pipe.dataset("train", training=True, epoch=1))])
+    assert not np.array_equal(e0, e1)
+    ev = np.concatenate([t["index"] for _, t in batches(pipe.dataset("train", training=False))])
+    np.testing.assert_array_equal(ev, np.arange(pipe.num_examples("train")))
+
+
+def test_skip_batches_resumes_mid_epoch(manifest, preprocessor):
+    pipe = make_pipeline(manifest, preprocessor, seed=5)
+    full = batches(pipe.dataset("train", training=True, epoch=3))
+    rest = batches(pipe.dataset("train", training=True, epoch=3, skip_batches=2))
+    assert len(rest) == len(full) - 2
+    for (i_full, t_full), (i_rest, t_rest) in zip(full[2:], rest):
+        np.testing.assert_array_equal(t_full["index"], t_rest["index"])
+        np.testing.assert_array_equal(i_full["audio_features"], i_rest["audio_features"])
+
+
+def test_augmentation_only_for_chosen_classes(manifest, preprocessor):
+    frame, sidecar = manifest
+    happy = sidecar["classes"].index("happy")
+    aug = AudioAugmentConfig(noise_prob=1.0, noise_snr_db=(0.0, 0.0), classes=(happy,))
+    plain = batches(make_pipeline(manifest, preprocessor).dataset("train", training=True))
+    augmented = batches(make_pipeline(manifest, preprocessor, audio_augment=aug).dataset("train", training=True))
+    changed = {}
+    for (ip, tp), (ia, ta) in zip(plain, augmented):
+        np.testing.assert_array_equal(tp["index"], ta["index"])
+        for row, label in enumerate(tp["label"]):
+            same = np.allclose(ip["audio_features"][row], ia["audio_features"][row])
+            changed.setdefault(int(label), []).append(not same)
+    assert all(changed[happy]) and changed[happy]
+    assert not any(v for label, flags in changed.items() if label != happy for v in flags)
+
+
+def test_text_augmentation_keeps_masks_consistent(manifest, preprocessor):
+    aug = TextAugmentConfig(swap_ratio=0.3, deletion_rate=0.3)
+    for inputs, _ in make_pipeline(manifest, preprocessor, text_augment=aug).dataset("train", training=True):
+        ids = inputs["token_ids"].numpy()
+        mask = inputs["padding_mask"].numpy()
+        assert (mask.sum(1) >= 2).all()  # [CLS] and [SEP] survive
+        assert np.all(ids[mask == 0] == 1)  # [PAD] id is 1
+
+
+def test_unreadable_audio_is_skipped_and_logged(manifest, preprocessor, tmp_path, capfd):
+    frame, sidecar = manifest
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sidecar["data_dir"], corpus)
+    train = frame[frame["split"] == "train"]
+    victim = train.iloc[1]
+    with open(corpus / victim["audio_path"], "wb") as f:
+        f.write(b"RIFF\x00\x00\x00\x00WAVEjunk")  # a header with no audio behind it
+    pipe = InputPipeline(
+        frame, dict(sidecar, data_dir=str(corpus)),
+        PipelineConfig(feature=FeatureConfig(kind="log_mel", n_mels=32), batch_size=4, model_inputs=INPUTS),
+        text_preprocessor=preprocessor,
+    )
+    got = np.concatenate([t["index"] for _, t in batches(pipe.dataset("train", training=False))])
+    assert len(got) == len(train) - 1
+    assert 1 not in got
+    assert victim["utt_id"] in capfd.readouterr().err
+
+
+def test_padded_batch_gives_each_clip_its_unpadded_features(manifest, preprocessor):
+    """Frames of a clip do not depend on its neighbours (what lets models ignore batch composition)."""
+    pipe = make_pipeline(manifest, preprocessor, batch_size=64)
+    (inputs, targets), = batches(pipe.dataset("valid", training=False))
+    single = make_pipeline(manifest, preprocessor, batch_size=1)
+    for row, (i1, _) in enumerate(batches(single.dataset("valid", training=False))):
+        t = int(i1["audio_mask"].sum())
+        np.testing.assert_allclose(inputs["audio_features"][row, :t], i1["audio_features"][0, :t], atol=1e-4)
+        assert inputs["audio_mask"][row].sum() == t
