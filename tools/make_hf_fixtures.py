@@ -11,7 +11,15 @@ scratch environment outside the repository:
 
 For every family it writes `OUT/<name>/` with `config.json`, `model.safetensors`,
 the tokenizer files, and `reference.npz` (token ids, masks and hidden states of a
-fixed batch computed by `transformers` in float32).
+fixed batch computed by `transformers` in float32). Weights are stored in float16
+to keep the fixtures small (hidden size 16, 2 layers, vocabularies of ~300); the
+reference runs in float32 from the same rounded weights.
+
+For a published text checkpoint (e.g. klue/roberta-base downloaded to DIR):
+
+    /tmp/hfvenv/bin/python tools/make_hf_fixtures.py --real DIR --real_out ref.npz
+    TFSENT_KLUE_ROBERTA_DIR=DIR TFSENT_KLUE_ROBERTA_DIR_REFERENCE=ref.npz \
+        .venv/bin/python -m pytest tests/encoders -k real
 
 Reference conventions (what the tests compare against):
 - Text: `tokenizer(texts, padding="max_length", truncation=True, max_length=L)`,
@@ -255,6 +263,9 @@ def make_text(out):
           "bos_token": "[CLS]", "eos_token": "[SEP]", "cls_token": "[CLS]", "sep_token": "[SEP]",
           "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]"})
     text_reference(d, transformers.RobertaModel)
+    # The `tokenizers` form too, for checkpoints that ship tokenizer.json only.
+    transformers.AutoTokenizer.from_pretrained(d).backend_tokenizer.save(
+        os.path.join(d, "tokenizer.json"))
 
     # 4. KoELECTRA style discriminator: embedding_size != hidden_size, cased WordPiece.
     d = os.path.join(out, "electra_disc")
@@ -303,7 +314,7 @@ def waveforms():
     return waves
 
 
-def audio_reference(out_dir, model_cls, truncated_layers=None):
+def audio_reference(out_dir, model_cls, truncated_layers=None, ref_file=None):
     fe = transformers.Wav2Vec2FeatureExtractor.from_pretrained(out_dir)
     model = model_cls.from_pretrained(out_dir, dtype=torch.float32).eval()
     waves = waveforms()
@@ -339,7 +350,7 @@ def audio_reference(out_dir, model_cls, truncated_layers=None):
     if truncated_layers:
         m2 = model_cls.from_pretrained(out_dir, num_hidden_layers=truncated_layers, dtype=torch.float32).eval()
         run(m2, f"layers{truncated_layers}_")
-    np.savez_compressed(os.path.join(out_dir, "reference.npz"), **ref)
+    np.savez_compressed(ref_file or os.path.join(out_dir, "reference.npz"), **ref)
     print(out_dir, {k: v.shape for k, v in ref.items()})
 
 
@@ -375,19 +386,24 @@ def main():
     parser.add_argument("--out", default="tests/encoders/data")
     parser.add_argument("--only", choices=["text", "audio"], default=None)
     parser.add_argument("--real", default=None,
-                        help="a published text checkpoint folder: write the reference of "
-                             "TEXTS at length 64 to --real_out (for tests/encoders' "
-                             "test_real_checkpoint via TFSENT_*_DIR)")
+                        help="a published checkpoint folder: write the reference of TEXTS "
+                             "(length 64) or of the test waveforms to --real_out (for "
+                             "tests/encoders' test_real_* via TFSENT_*_DIR)")
     parser.add_argument("--real_out", default=None)
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.real:
         cfg = json.load(open(os.path.join(args.real, "config.json")))
+        out_file = args.real_out or os.path.join(args.real, "tfsent_reference.npz")
+        if cfg.get("model_type") in ("wav2vec2", "hubert"):
+            cls = transformers.HubertModel if cfg["model_type"] == "hubert" else transformers.Wav2Vec2Model
+            audio_reference(args.real, cls, ref_file=out_file)
+            return
         tcfg = os.path.join(args.real, "tokenizer_config.json")
         tcfg = json.load(open(tcfg)) if os.path.exists(tcfg) else {}
         text_reference(args.real, transformers.AutoModel,
                        kobert_style=tcfg.get("tokenizer_class") == "XLNetTokenizer",
-                       ref_file=args.real_out or os.path.join(args.real, "tfsent_reference.npz"),
+                       ref_file=out_file,
                        seq_len=64)
         return
     if args.only in (None, "text"):

@@ -127,6 +127,7 @@ def test_deterministic_per_seed_and_varies_across_seeds():
     assert len(c) != len(a) or not np.allclose(c, a)
 
 
+@pytest.mark.slow
 def test_dataset_map_matches_eager():
     clips = [_tone(0.3, 440.0), _tone(0.25, 660.0), _tone(0.2, 300.0)]
     ds = tf.data.Dataset.from_generator(

@@ -62,6 +62,7 @@ def test_decode_wav_bytes_any_rate_stereo_resamples(tmp_path, signals):
     assert 10 * np.log10(np.sum(ref[1600:-1600] ** 2) / np.sum(err**2)) > 80.0
 
 
+@pytest.mark.slow
 def test_decode_wav_bytes_is_pure_tf_and_exportable(tmp_path):
     class Decoder(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([], tf.string)])

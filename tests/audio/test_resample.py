@@ -117,3 +117,8 @@ def test_resample_by_ratio_moves_frequency(signals):
     assert y.shape == (4000,)
     ref = librosa.resample(x, orig_sr=16000, target_sr=8000, res_type="soxr_hq")
     assert _snr(y[800:-800], ref[800:-800]) >= 50.0
+    # A run-time ratio takes the direct path: same filter, same result.
+    dyn = resample_by_ratio(tf.constant(x), tf.constant(0.5)).numpy()
+    np.testing.assert_allclose(dyn, y, atol=1e-4)
+    with pytest.raises(ValueError, match="ratio"):
+        resample_by_ratio(tf.constant(x), -1.0)

@@ -49,7 +49,11 @@ def test_unknown_model_type(klue):
 
 def test_missing_tokenizer_file(klue):
     os.remove(klue / "vocab.txt")
+    os.remove(klue / "tokenizer.json")
     with pytest.raises(CheckpointError, match="no tokenizer file.*vocab.txt"):
+        load_text_encoder(klue)
+    (klue / "vocab.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="byte-level BPE"):
         load_text_encoder(klue)
 
 

@@ -100,7 +100,19 @@ def test_freeze_text_encoder_keeps_top_layers():
 def test_freeze_audio_feature_encoder_only():
     enc = load_audio_encoder(os.path.join(DATA, "hubert"), num_layers=1)
     frozen = freeze_encoder(enc.model, trainable_layers=-1, freeze_feature_encoder=True)
-    assert frozen == ["feature_encoder"]
+    assert frozen == ["feature_extractor"]
     assert not enc.feature_encoder.trainable
     names = {v.path.split("/")[0] for v in enc.model.trainable_variables}
-    assert "feature_encoder" not in names and "transformer_layer_0" in names
+    assert "feature_extractor" not in names and "transformer_layer_0" in names
+
+
+def test_pretrained_audio_encoder_in_the_w2v2_classifier():
+    """The model zoo's seed-000 head wraps a loaded encoder and freezes its feature extractor."""
+    from tfsent.models.s0 import w2v2_classifier_from_encoder
+
+    enc = load_audio_encoder(os.path.join(DATA, "wav2vec2_layer"), num_layers=1)
+    model = w2v2_classifier_from_encoder(enc.model, num_classes=4)
+    assert not enc.feature_encoder.trainable
+    ref = np.load(os.path.join(DATA, "wav2vec2_layer", "reference.npz"))
+    logits = model({"waveform": ref["waveform"], "waveform_mask": ref["waveform_mask"]})["logits"]
+    assert logits.shape == (3, 4) and np.all(np.isfinite(logits))

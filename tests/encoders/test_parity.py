@@ -132,6 +132,26 @@ def test_real_checkpoint(env, family):
     assert enc.family == family
 
 
+@pytest.mark.slow
+def test_real_audio_checkpoint():
+    """e.g. kresnik/wav2vec2-large-xlsr-korean in TFSENT_W2V2_DIR (reference made as
+    for text, by tools/make_hf_fixtures.py --real DIR)."""
+    env = "TFSENT_W2V2_DIR"
+    path = os.environ.get(env)
+    if not path or not os.path.isdir(path):
+        pytest.skip(f"set {env} to a local wav2vec2 / HuBERT checkpoint folder to run this test")
+    ref_file = os.environ.get(env + "_REFERENCE", os.path.join(path, "tfsent_reference.npz"))
+    if not os.path.isfile(ref_file):
+        pytest.skip(f"{ref_file} missing: run tools/make_hf_fixtures.py --real {path}")
+    ref = np.load(ref_file)
+    enc = load_audio_encoder(path)
+    out = enc.model({"waveform": ref["waveform"], "waveform_mask": ref["waveform_mask"]})
+    real = ref["frame_mask"].astype(bool)
+    hs = out["hidden_states"].numpy().transpose(0, 2, 1, 3)[real]
+    diff = np.abs(hs - ref["hidden_states"].transpose(0, 2, 1, 3)[real]).max()
+    assert diff <= TOL, f"{path}: max abs diff {diff}"
+
+
 def test_fixtures_detect_the_tanh_gelu_approximation():
     """keras-hub's BERT/ELECTRA backbones use the tanh GELU; Hugging Face the exact
     one. The fixtures' weights are large enough for that to break parity."""
@@ -166,3 +186,13 @@ def test_mixed_float16_policy():
     seq = text.backbone(text.preprocessor(tf.constant(tref["texts"])))["sequence_output"]
     diff = np.abs(np.asarray(seq, np.float32) - tref["sequence_output"])
     assert diff[tref["padding_mask"].astype(bool)].max() < 0.05
+
+
+def test_wordpiece_from_tokenizer_json_only(tmp_path):
+    import shutil
+
+    src = os.path.join(DATA, "roberta_klue")
+    dst = tmp_path / "klue"
+    shutil.copytree(src, dst)
+    os.remove(dst / "vocab.txt")
+    check_text(str(dst), np.load(os.path.join(src, "reference.npz")))

@@ -66,6 +66,21 @@ def s2_runs(tmp_path_factory):
 
 # name -> (builder kwargs, per-input trailing shapes, lengths per modality)
 TINY = {
+    # The design card's demo models (tfsent/models/demo.py).
+    "conv1d_mel": (
+        dict(num_classes=3, feature_dim=FEAT, filters=8, num_layers=2, hidden=8, dropout=0.0, branch_dropout=0.0),
+        {"audio_features": (FEAT,)}, {"audio": [13, 23, 8]},
+    ),
+    "text_cnn": (
+        dict(num_classes=3, vocab_size=VOCAB, embedding_dim=8, filters=8, hidden=8, dropout=0.0,
+             branch_dropout=0.0),
+        {}, {"text": [5, 12, 9]},
+    ),
+    "demo_fusion": (
+        dict(num_classes=3, feature_dim=FEAT, vocab_size=VOCAB, filters=8, num_layers=2, embedding_dim=8,
+             hidden=8, dropout=0.0, branch_dropout=0.0, modality_dropout=0.0),
+        {"audio_features": (FEAT,)}, {"audio": [13, 23, 8], "text": [5, 12, 9]},
+    ),
     "macaron_text": (
         dict(num_classes=3, vocab_size=VOCAB, sequence_length=16, hidden_dim=16, num_layers=2,
              num_heads=2, head_dim=8, intermediate_dim=32, num_memory_kv=4, output_dim=24, head_filters=4),

@@ -20,7 +20,7 @@ PYTHON = sys.executable
 # Small enough to train in seconds; dropout off so runs under different strategies are comparable
 # (each replica draws its own dropout masks).
 TINY_KWARGS = "filters=16,num_layers=1,hidden=16,embedding_dim=16"
-NO_DROPOUT = ",dropout=0.0,modality_dropout=0.0"
+NO_DROPOUT = ",dropout=0.0,branch_dropout=0.0,modality_dropout=0.0"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +34,40 @@ def train_data(tiny_corpus, tmp_path_factory):
     vocab = str(tmp_path_factory.mktemp("train_vocab") / "vocab.txt")
     write_vocabulary(train_wordpiece_vocabulary(texts, 300), vocab)
     return {"manifest": tiny_corpus["manifest"], "vocabulary": vocab}
+
+
+@pytest.fixture(scope="session")
+def mirrored_run(train_data, tmp_path_factory):
+    """One `bin/train --strategy=mirrored --cpu_devices=2` run of the demo model (SGD, no dropout),
+    shared by the tests that inspect a finished run or compare against it."""
+    model_dir = str(tmp_path_factory.mktemp("mirrored") / "run")
+    flags = base_flags(train_data) + [
+        "--optimizer=sgd", "--learning_rate=0.05", "--strategy=mirrored", "--cpu_devices=2",
+        f"--model_dir={model_dir}",
+    ]
+    proc = run_train(*flags)
+    return {"model_dir": model_dir, "stdout": proc.stdout, "flags": flags}
+
+
+def in_process_run(source_dir, model_dir, strategy=None, **overrides):
+    """Trains in this process with the exact task and settings of the bin/train run in `source_dir`
+    (its tfsent_config.json and resolved flags), optionally changing TrainerConfig fields."""
+    import dataclasses
+    import json
+
+    from tfsent.corpus.manifest import read_manifest
+    from tfsent.training.task import EmotionTask, TaskConfig
+    from tfsent.training.trainer import Trainer, TrainerConfig
+
+    config = TaskConfig.load(source_dir)
+    frame, sidecar = read_manifest(config.manifest)
+    with open(os.path.join(source_dir, "run_info.json"), encoding="utf-8") as f:
+        flags = {k: v for group in json.load(f)["flags"].values() for k, v in group.items()}
+    task = EmotionTask(config, frame, sidecar, batch_size=flags["batch_size"], seed=flags["seed"])
+    fields = {f.name: flags[f.name] for f in dataclasses.fields(TrainerConfig) if f.name != "model_dir"}
+    fields.update(overrides)
+    trainer = Trainer(task, TrainerConfig(model_dir=model_dir, **fields), strategy)
+    return trainer, trainer.train()
 
 
 def base_flags(train_data, *, dropout=False):
@@ -111,6 +145,10 @@ def model_weights(model_dir):
     """The trained model's weights (model.keras) as numpy arrays, in model order."""
     import keras
 
+    from tfsent.models import registry
+
+    registry.names()  # imports the model modules, which registers their custom layers
+
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
     return [np.asarray(w) for w in model.weights]
 
@@ -126,6 +164,6 @@ def tt():
     import types
 
     return types.SimpleNamespace(
-        base_flags=base_flags, run_train=run_train, start_train=start_train, kill_when=kill_when,
+        base_flags=base_flags, run_train=run_train, in_process_run=in_process_run, start_train=start_train, kill_when=kill_when,
         model_weights=model_weights, max_abs_diff=max_abs_diff, env=_env, train_cmd=train_cmd, repo=REPO,
     )

@@ -204,18 +204,19 @@ def phase_vocoder_stretch(x, rate, n_fft=512, hop=128):
     xp = tf.pad(x, [[pad, pad + n_fft]])
     spec = tf.signal.stft(xp, n_fft, hop, n_fft, window_fn=_hann, pad_end=False)  # [T, K]
     frames = tf.shape(spec)[0]
-    spec = tf.pad(spec, [[0, 2], [0, 0]])
+    # Magnitude and phase once per frame, then gather neighbours (cheaper than per step).
+    mags = tf.pad(tf.abs(spec), [[0, 2], [0, 0]])
+    phases = tf.pad(tf.math.angle(spec), [[0, 2], [0, 0]])
     steps = tf.range(0.0, tf.cast(frames, tf.float32), rate)
     idx = tf.cast(tf.floor(steps), tf.int32)
     alpha = (steps - tf.floor(steps))[:, None]
-    c0 = tf.gather(spec, idx)
-    c1 = tf.gather(spec, idx + 1)
-    mag = (1.0 - alpha) * tf.abs(c0) + alpha * tf.abs(c1)
+    m0 = tf.gather(mags, idx)
+    mag = m0 + alpha * (tf.gather(mags, idx + 1) - m0)
     k = n_fft // 2 + 1
     advance = tf.linspace(0.0, math.pi * hop, k)[None, :]
-    dphase = tf.math.angle(c1) - tf.math.angle(c0) - advance
+    dphase = tf.gather(phases, idx + 1) - tf.gather(phases, idx) - advance
     dphase = dphase - 2.0 * math.pi * tf.round(dphase / (2.0 * math.pi)) + advance
-    phase = tf.math.angle(spec[0])[None, :] + tf.cumsum(dphase, axis=0, exclusive=True)
+    phase = phases[:1] + tf.cumsum(dphase, axis=0, exclusive=True)
     out = tf.complex(mag * tf.cos(phase), mag * tf.sin(phase))
     y = tf.signal.inverse_stft(
         out, n_fft, hop, n_fft,

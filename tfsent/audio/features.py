@@ -384,6 +384,8 @@ class AudioFrontend(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
+        # STFTs in float16 lose the quiet bands: stay float32 under mixed precision.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = FeatureConfig.from_dict(config)

@@ -31,21 +31,24 @@ class UsageError(Exception):
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected positional arguments: {' '.join(argv[1:])} (flags look like --name=value)")
+    if FLAGS.list_models:
+        from tfsent.models import registry
+
+        for name in registry.names():
+            print(name)
+        return 0
+    # Cheap checks first: a mistake costs no TensorFlow start-up.
+    for required in ("manifest", "model", "model_dir"):
+        if not FLAGS[required].value:
+            raise UsageError(f"--{required} is required (put it in the flagfile or on the command line)")
+    if not os.path.isfile(FLAGS.manifest):
+        raise UsageError(f"--manifest={FLAGS.manifest}: no such file (bin/prepare writes OUT/manifest.csv)")
     # Logical CPU devices must be configured before anything initialises TensorFlow's devices.
     from tfsent.training.distribution import configure_devices, make_strategy
 
     configure_devices(FLAGS.cpu_devices)
     from tfsent.models import registry
 
-    if FLAGS.list_models:
-        for name in registry.names():
-            print(name)
-        return 0
-    for required in ("manifest", "model", "model_dir"):
-        if not FLAGS[required].value:
-            raise UsageError(f"--{required} is required (put it in the flagfile or on the command line)")
-    if not os.path.isfile(FLAGS.manifest):
-        raise UsageError(f"--manifest={FLAGS.manifest}: no such file (bin/prepare writes OUT/manifest.csv)")
     entry = registry.get(FLAGS.model)
 
     import keras
@@ -67,8 +70,14 @@ def main(argv):
     if entry.kind == "sklearn":
         return _train_classic(entry, frame, sidecar, model_dir)
 
-    task_config = _task_config(entry, frame, sidecar, model_dir)
-    _write_run_info(model_dir, task_config)
+    from tfsent.training.distribution import worker_dir
+
+    # Under multi_worker only the chief writes the model dir; the others write a scratch copy of
+    # what they need (and the trainer removes it when they finish).
+    write_dir = worker_dir(strategy, model_dir)
+    os.makedirs(write_dir, exist_ok=True)
+    task_config = _task_config(entry, frame, sidecar, model_dir, write_dir)
+    _write_run_info(write_dir, task_config)
 
     from tfsent.training.task import EmotionTask, class_weights_balanced
     from tfsent.training.trainer import Trainer, TrainerConfig, TrainingError
@@ -95,7 +104,7 @@ def main(argv):
     return 0
 
 
-def _task_config(entry, frame, sidecar, model_dir):
+def _task_config(entry, frame, sidecar, model_dir, write_dir):
     from tfsent.audio.features import FeatureConfig
     from tfsent.training.task import TaskConfig
 
@@ -116,7 +125,7 @@ def _task_config(entry, frame, sidecar, model_dir):
     vocabulary = None
     needs_text = entry.modality in ("text", "multimodal") and not FLAGS.text_encoder
     if needs_text:
-        vocabulary = _vocabulary(frame, model_dir)
+        vocabulary = _vocabulary(frame, write_dir)
     config = TaskConfig(
         model=FLAGS.model,
         model_kwargs=model_kwargs,
@@ -146,7 +155,7 @@ def _task_config(entry, frame, sidecar, model_dir):
                 f"--model_dir={model_dir} holds a run with different {', '.join(changed)}; "
                 f"use a new --model_dir (or delete this one) to start over"
             )
-    config.save(model_dir)
+    config.save(write_dir)
     return config
 
 
@@ -256,8 +265,10 @@ def _atomic_write(path, text):
 def _train_classic(entry, frame, sidecar, model_dir):
     from tfsent.models.classic import fit_and_score
 
+    model_kwargs = train_flags.parse_key_values(FLAGS.model_kwargs, "model_kwargs")
     result = fit_and_score(entry, frame, sidecar, model_dir=model_dir,
-                           train_split=FLAGS.train_split, valid_split=FLAGS.valid_split)
+                           train_split=FLAGS.train_split, valid_split=FLAGS.valid_split,
+                           model_kwargs=model_kwargs)
     print(json.dumps(result.get("valid_metrics", result), indent=2, ensure_ascii=False, default=str)[:2000])
     return 0
 

@@ -108,6 +108,13 @@ class InputPipeline:
             raise ValueError("the model takes text, but no text preprocessor was given")
         self._frontend = AudioFrontend(config.feature) if config.feature.kind != "waveform" else None
         self._cached = {}
+        # Traced once per pipeline, reused by every epoch's dataset: tracing the decode, augmentation
+        # and feature graphs costs seconds of CPU, which a per-epoch `Dataset.map` of fresh lambdas
+        # paid again every epoch. The epoch enters as a tensor; `training` (a Python bool) keys the
+        # trace cache.
+        self._load_fn = tf.function(self._load)
+        self._per_example_fn = tf.function(self._per_example)
+        self._per_batch_fn = tf.function(self._per_batch)
 
     # --- index tables ---------------------------------------------------------------------------
 
@@ -174,15 +181,18 @@ class InputPipeline:
                 ds = _reorder(ds, order)
         else:
             ds = tf.data.Dataset.from_tensor_slices({k: v[order] for k, v in tables.items()})
-            ds = ds.map(self._load, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.filter(lambda ex: ex["ok"])
 
         ds = ds.map(
-            lambda ex: self._per_example(ex, training, epoch),
+            lambda ex: self._per_example_fn(ex, training, tf.constant(epoch, tf.int32)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         ds = self._batch(ds, training)
-        ds = ds.map(lambda ex: self._per_batch(ex, training, epoch), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(
+            lambda ex: self._per_batch_fn(ex, training, tf.constant(epoch, tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         if skip_batches:
             ds = ds.skip(skip_batches)
         options = tf.data.Options()
@@ -207,7 +217,7 @@ class InputPipeline:
     def _decoded_dataset(self, split, tables):
         if split not in self._cached:
             ds = tf.data.Dataset.from_tensor_slices(tables)
-            ds = ds.map(self._load, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
             if self.config.snapshot_dir:
                 ds = ds.snapshot(os.path.join(self.config.snapshot_dir, split))
             else:

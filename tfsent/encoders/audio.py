@@ -245,8 +245,9 @@ class AudioEncoder:
 
     @property
     def feature_encoder(self):
-        """The convolutional feature encoder layer (freeze it with `.trainable`)."""
-        return self.model.get_layer("feature_encoder")
+        """The convolutional feature encoder layer, named `feature_extractor` as in
+        Hugging Face and `tfsent.models.s0` (freeze it with `.trainable`)."""
+        return self.model.get_layer("feature_extractor")
 
 
 def build_audio_encoder(config, num_layers=None, normalize=True, name=None):
@@ -271,7 +272,7 @@ def build_audio_encoder(config, num_layers=None, normalize=True, name=None):
     feature_encoder = FeatureEncoder(
         c["conv_dim"], c["conv_kernel"], c["conv_stride"], c.get("conv_bias", False),
         norm=c.get("feat_extract_norm", "group"), activation=feat_act,
-        name="feature_encoder")
+        name="feature_extractor")
     projection_norm = (keras.layers.LayerNormalization(epsilon=eps, name="feature_projection_norm")
                        if proj_norm else None)
     projection = keras.layers.Dense(H, name="feature_projection")
@@ -341,7 +342,7 @@ def port_audio_weights(model, ckpt, config):
     """Copies Hugging Face wav2vec2/HuBERT weights into `build_audio_encoder`'s model."""
     c = config
     H = c["hidden_size"]
-    fe = model.get_layer("feature_encoder")
+    fe = model.get_layer("feature_extractor")
     in_dim = 1
     for i, conv in enumerate(fe.convs):
         name = f"feature_extractor.conv_layers.{i}.conv"

@@ -270,6 +270,41 @@ def _special(tok_config, special_map, key, default):
     return value or default
 
 
+def _wordpiece_from_tokenizer_json(path, tok_config, specials, sequence_length):
+    """A `WordPiecePreprocessor` from a `tokenizers` file (no vocab.txt), or None
+    when the file holds another model type."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read ({e}).") from e
+    model = spec.get("model") or {}
+    if model.get("type") != "WordPiece":
+        return None
+    if model.get("continuing_subword_prefix", "##") != "##":
+        raise CheckpointError(f"{path}: WordPiece prefix other than '##' is not supported.")
+    vocab = model.get("vocab") or {}
+    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise CheckpointError(f"{path}: WordPiece ids are not 0..{len(by_id) - 1}.")
+    norm = spec.get("normalizer") or {}
+    if norm.get("type") not in (None, "BertNormalizer"):
+        raise CheckpointError(f"{path}: normalizer {norm.get('type')!r} is not supported "
+                              "(BertNormalizer only).")
+    lowercase = norm.get("lowercase", tok_config.get("do_lower_case", True))
+    try:
+        return WordPiecePreprocessor(
+            [t for t, _ in by_id], sequence_length=sequence_length, lowercase=lowercase,
+            strip_accents=norm.get("strip_accents", tok_config.get("strip_accents")),
+            tokenize_chinese_chars=norm.get("handle_chinese_chars", True),
+            max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
+            name="preprocessor", **{**specials, "unk_token": model.get("unk_token", "[UNK]")})
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from e
+
+
 def build_preprocessor(ckpt, family, sequence_length):
     """The in-graph tokenizer for a checkpoint folder, per its tokenizer files."""
     tok_config = ckpt.read_json("tokenizer_config.json")
@@ -305,12 +340,19 @@ def build_preprocessor(ckpt, family, sequence_length):
                 pad_token=specials["pad_token"], name="preprocessor")
         except Exception as e:
             raise CheckpointError(f"{sp_file}: {e}") from e
+    tokenizer_json = ckpt.file("tokenizer.json")
+    if tokenizer_json:
+        wordpiece = _wordpiece_from_tokenizer_json(tokenizer_json, tok_config, specials,
+                                                   sequence_length)
+        if wordpiece is not None:
+            return wordpiece
     bpe = ckpt.file("vocab.json", "merges.txt", "tokenizer.json")
     hint = (f" Found {os.path.basename(bpe)}: byte-level BPE / tokenizer.json-only "
             "tokenizers are not supported.") if bpe else ""
     raise CheckpointError(
-        f"{ckpt.path}: no tokenizer file. Expected vocab.txt (WordPiece: BERT, "
-        "klue/roberta-base, KoELECTRA, DistilBERT) or spiece.model / tokenizer.model "
+        f"{ckpt.path}: no tokenizer file. Expected vocab.txt or a WordPiece "
+        "tokenizer.json (BERT, klue/roberta-base, KoELECTRA, DistilBERT) or "
+        "spiece.model / tokenizer.model "
         f"(SentencePiece: KoBERT, ALBERT).{hint} Download the tokenizer files of "
         "the checkpoint into the same folder."
     )

@@ -54,7 +54,9 @@ def _as_string_batch(inputs):
     inputs = tf.convert_to_tensor(inputs)
     if inputs.dtype != tf.string:
         raise TypeError(f"Expected a batch of strings, got dtype {inputs.dtype}.")
-    if inputs.shape.rank == 2:
+    if inputs.shape.rank == 0:
+        inputs = inputs[None]
+    elif inputs.shape.rank == 2:
         inputs = tf.squeeze(inputs, axis=-1)
     return inputs
 

@@ -94,6 +94,20 @@ def text_branch(
     return keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, x, name=name)
 
 
+def _audio_inputs(feature_dim):
+    return {
+        "audio_features": keras.Input(shape=(None, feature_dim), name="audio_features"),
+        "audio_mask": keras.Input(shape=(None,), dtype="int32", name="audio_mask"),
+    }
+
+
+def _text_inputs():
+    return {
+        "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+        "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
+    }
+
+
 def _classifier_head(x, num_classes, hidden, dropout, name="head"):
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     x = layers.Dense(hidden, activation="relu", name=f"{name}_hidden")(x)
@@ -109,10 +123,12 @@ def _classifier_head(x, num_classes, hidden, dropout, name="head"):
     seed="design card",
     description="Conv1D stack over log-Mel frames (Mel bands as channels), masked mean+max pooling, Dense",
 )
-def conv1d_mel(*, num_classes, feature_dim, filters=96, num_layers=3, hidden=64, dropout=0.2):
-    audio = audio_branch(feature_dim=feature_dim, filters=filters, num_layers=num_layers)
-    logits = _classifier_head(audio.output, num_classes, hidden, dropout)
-    inputs = dict(zip(("audio_features", "audio_mask"), audio.inputs))
+def conv1d_mel(*, num_classes, feature_dim, filters=96, num_layers=3, hidden=64, dropout=0.2,
+               branch_dropout=0.1):
+    audio = audio_branch(feature_dim=feature_dim, filters=filters, num_layers=num_layers,
+                         dropout=branch_dropout)
+    inputs = _audio_inputs(feature_dim)
+    logits = _classifier_head(audio(inputs), num_classes, hidden, dropout)
     return keras.Model(inputs, {"logits": logits}, name="conv1d_mel")
 
 
@@ -122,10 +138,12 @@ def conv1d_mel(*, num_classes, feature_dim, filters=96, num_layers=3, hidden=64,
     seed="design card",
     description="Token embedding + Conv1D + masked mean+max pooling, Dense (the demo's text branch alone)",
 )
-def text_cnn(*, num_classes, vocab_size, embedding_dim=96, filters=96, hidden=64, dropout=0.2):
-    text = text_branch(vocab_size=vocab_size, embedding_dim=embedding_dim, filters=filters)
-    logits = _classifier_head(text.output, num_classes, hidden, dropout)
-    inputs = dict(zip(("token_ids", "padding_mask"), text.inputs))
+def text_cnn(*, num_classes, vocab_size, embedding_dim=96, filters=96, hidden=64, dropout=0.2,
+             branch_dropout=0.1):
+    text = text_branch(vocab_size=vocab_size, embedding_dim=embedding_dim, filters=filters,
+                       dropout=branch_dropout)
+    inputs = _text_inputs()
+    logits = _classifier_head(text(inputs), num_classes, hidden, dropout)
     return keras.Model(inputs, {"logits": logits}, name="text_cnn")
 
 
@@ -145,21 +163,20 @@ def demo_fusion(
     embedding_dim=96,
     hidden=64,
     dropout=0.2,
+    branch_dropout=0.1,
     modality_dropout=0.1,
 ):
     """Late fusion of the two branches. `modality_dropout` zeroes one whole branch's embedding for a
     random fraction of training examples, so the head learns to cope with a missing modality (the
     exported model accepts an empty text or zero-length audio)."""
-    audio = audio_branch(feature_dim=feature_dim, filters=filters, num_layers=num_layers)
-    text = text_branch(vocab_size=vocab_size, embedding_dim=embedding_dim, filters=filters)
-    inputs = {
-        "audio_features": keras.Input(shape=(None, feature_dim), name="audio_features"),
-        "audio_mask": keras.Input(shape=(None,), dtype="int32", name="audio_mask"),
-        "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-        "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
-    }
-    a = audio({k: inputs[k] for k in ("audio_features", "audio_mask")})
-    t = text({k: inputs[k] for k in ("token_ids", "padding_mask")})
+    audio = audio_branch(feature_dim=feature_dim, filters=filters, num_layers=num_layers,
+                         dropout=branch_dropout)
+    text = text_branch(vocab_size=vocab_size, embedding_dim=embedding_dim, filters=filters,
+                       dropout=branch_dropout)
+    audio_inputs, text_inputs = _audio_inputs(feature_dim), _text_inputs()
+    inputs = {**audio_inputs, **text_inputs}
+    a = audio(audio_inputs)
+    t = text(text_inputs)
     a = layers.Dropout(modality_dropout, noise_shape=(None, 1), name="audio_modality_dropout")(a)
     t = layers.Dropout(modality_dropout, noise_shape=(None, 1), name="text_modality_dropout")(t)
     x = layers.Concatenate(name="fusion")([a, t])

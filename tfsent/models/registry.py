@@ -35,6 +35,7 @@ _MODEL_MODULES = (
     "tfsent.models.s2",
     "tfsent.models.baselines",
     "tfsent.models.classic",
+    "tfsent.models.stacking",
 )
 
 COMMON_ARGS = (

@@ -59,3 +59,23 @@ def worker_info(strategy) -> tuple[bool, int]:
     has_chief = "chief" in config.get("cluster", {})
     is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
     return is_chief, task_id
+
+
+def worker_dir(strategy, model_dir) -> str:
+    """Where this worker writes: the model dir on the chief, `MODEL_DIR/.workers/worker_N` elsewhere.
+
+    Every worker must take part in saving checkpoints (saving may run collectives), but only the
+    chief's copy is kept.
+    """
+    is_chief, task_id = worker_info(strategy)
+    return model_dir if is_chief else os.path.join(model_dir, ".workers", f"worker_{task_id}")
+
+
+def strategy_name(strategy) -> str:
+    """The public name of a strategy (`MultiWorkerMirroredStrategy`'s class is called otherwise)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "MirroredStrategy"
+    return "default" if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy() \
+        else type(strategy).__name__

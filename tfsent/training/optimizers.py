@@ -69,8 +69,6 @@ def make_learning_rate_schedule(kind, learning_rate, *, total_steps, warmup_step
     return WarmupSchedule(learning_rate, total_steps, warmup_steps, kind)
 
 
-
-
 def _scaled_update(cls):
     """A subclass of `cls` that scales the learning rate per variable."""
 
@@ -113,9 +111,9 @@ def exclude_vectors_from_weight_decay(optimizer, variables):
 
 _LAYER = re.compile(r"transformer_layer_(\d+)")
 _EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "embeddings_layer_norm",
-                     "embeddings_projection", "waveform_normalization", "feature_encoder",
+                     "embeddings_projection", "waveform_normalization", "feature_extractor",
                      "feature_projection_norm", "feature_projection",
-                     "positional_conv_embedding", "encoder_layer_norm")
+                     "positional_conv_embedding")
 
 
 def layerwise_lr_multipliers(model, decay):
@@ -124,15 +122,14 @@ def layerwise_lr_multipliers(model, decay):
     Transformer layer i of N gets `decay ** (N - i)`, embeddings / the feature
     encoder `decay ** (N + 1)`, everything else (pooler, heads) 1. Works on a
     model that contains a tfsent text backbone or audio encoder (layer names
-    `transformer_layer_<i>`, `token_embedding`, `feature_encoder`, ...).
+    `transformer_layer_<i>`, `token_embedding`, `feature_extractor`, ...).
 
     Returns:
         {variable.path: multiplier} for `make_optimizer(lr_multipliers=...)`.
     """
     if not 0 < decay <= 1:
         raise ValueError(f"decay must be in (0, 1], got {decay}.")
-    layers = [v for v in model.variables]
-    indices = [int(m.group(1)) for v in layers if (m := _LAYER.search(v.path))]
+    indices = [int(m.group(1)) for v in model.variables if (m := _LAYER.search(v.path))]
     if not indices:
         raise ValueError(f"{model.name}: no transformer_layer_<i> variables found.")
     n = max(indices) + 1
@@ -203,11 +200,11 @@ def freeze_encoder(model, trainable_layers=0, freeze_feature_encoder=True):
                 layer.trainable = False
                 frozen.append(layer.name)
     if freeze_feature_encoder:
-        fe = _find(model, "feature_encoder")
+        fe = _find(model, "feature_extractor")
         if fe is not None:
             fe.trainable = False
-            if "feature_encoder" not in frozen:
-                frozen.append("feature_encoder")
+            if "feature_extractor" not in frozen:
+                frozen.append("feature_extractor")
     return frozen
 
 

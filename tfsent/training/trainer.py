@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from tfsent.evaluation import metrics as metric_defs
 from tfsent.training import summaries
-from tfsent.training.distribution import worker_info
+from tfsent.training.distribution import strategy_name, worker_dir, worker_info
 from tfsent.training.flags import LOWER_IS_BETTER
 
 
@@ -84,9 +84,7 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_chief, self.task_id = worker_info(self.strategy)
         # Non-chief workers write their (required) checkpoint copies to a scratch dir.
-        self.write_dir = config.model_dir if self.is_chief else os.path.join(
-            config.model_dir, ".workers", f"worker_{self.task_id}"
-        )
+        self.write_dir = worker_dir(self.strategy, config.model_dir)
         os.makedirs(self.write_dir, exist_ok=True)
         metric = config.selection_metric or ("macro_f1" if task.is_classification else "ccc")
         self.selection_metric = metric
@@ -131,6 +129,13 @@ class Trainer:
             # the process did before: vocabulary training, other models).
             keras.utils.set_random_seed(c.seed)
             model = task.build_model()
+            # Models with a Normalization layer (S1 conv1d_fusion) standardise with statistics of the
+            # training split only; they are saved with the model (and overwritten by a resume).
+            from tfsent.models.s1 import adapt_normalization
+
+            adapted = adapt_normalization(model, task.build_inputs(c.train_split, training=False))
+            if adapted:
+                self.log(f"adapted {', '.join(adapted)} on the {c.train_split} split")
             n_train = task.pipeline().num_examples(c.train_split)
             task.pipeline().num_examples(c.valid_split)  # fails early, naming the split, when empty
             steps_per_epoch = self._steps_per_epoch(n_train)
@@ -162,6 +167,8 @@ class Trainer:
         best_manager = tf.train.CheckpointManager(
             best_checkpoint, os.path.join(self.write_dir, "best"), max_to_keep=1
         )
+        self.log(f"strategy {strategy_name(strategy)}: {strategy.num_replicas_in_sync} replica(s), "
+                 f"global batch {c.batch_size}")
         resumed_from = self._restore(checkpoint, manager)
         if resumed_from:
             self.log(f"resuming from {resumed_from}: epoch {int(state['epoch'])}, "
@@ -279,6 +286,10 @@ class Trainer:
             _write_json(os.path.join(c.model_dir, "train_summary.json"), summary)
         else:
             shutil.rmtree(self.write_dir, ignore_errors=True)
+            try:  # MODEL_DIR/.workers, once the last scratch dir is gone
+                os.rmdir(os.path.dirname(self.write_dir))
+            except OSError:
+                pass
         writers.close()
         self.model = model
         return summary
@@ -369,16 +380,26 @@ class Trainer:
 
     def predict(self, model, predict_step, split):
         """Runs the model over a whole split (no dropped remainder), in manifest order."""
-        return predict_split(self.task, predict_step, split)
+        log = self.log if self.config.progress else None
+        return predict_split(self.task, predict_step, split, log=log)
 
     def compute_metrics(self, predictions):
         return compute_metrics(self.task, predictions)
 
 
-def predict_split(task, predict_step, split):
-    """Outputs, labels and row indices for every example of `split` that could be read."""
+def predict_split(task, predict_step, split, log=None, log_every_seconds=10.0):
+    """Outputs, labels and row indices for every example of `split` that could be read.
+
+    With `log` (e.g. `print`), a progress line (batch and ETA) every `log_every_seconds`.
+    """
     outputs, labels, targets_va, indices, loss_terms = [], [], [], [], []
-    for inputs, targets in task.build_inputs(split, training=False):
+    total = math.ceil(task.pipeline().num_examples(split) / task.pipeline().config.batch_size)
+    t0 = last = time.time()
+    for batch, (inputs, targets) in enumerate(task.build_inputs(split, training=False), start=1):
+        if log is not None and time.time() - last >= log_every_seconds:
+            last = time.time()
+            eta = (total - batch + 1) * (last - t0) / max(batch - 1, 1)
+            log(f"{split}: batch {batch}/{total} ETA {eta:.0f}s")
         out = predict_step(inputs)
         outputs.append(out.numpy())
         labels.append(targets["label"].numpy())

@@ -1,0 +1,368 @@
+"""Input-pipeline benchmark (tracker issue 3): the seed-style librosa loop vs tfsent's tf.data pipeline.
+
+Measures, on the same demo-corpus clips (48 kHz AI Hub layout, so resampling is exercised):
+
+- (a) the seed-001 loop, one process: `librosa.load(sr=16000)` -> amplitude noise ->
+  `time_stretch(0.8)` -> `pitch_shift(0.7)` -> `melspectrogram(n_fft=400, hop=160, n_mels=128)`
+  (+ `power_to_db`, the log-Mel the pipeline computes);
+- (b) `InputPipeline` with the equivalent waveform augmentation and log-Mel, default parallelism;
+- (c) `InputPipeline` without augmentation (decode + resample + log-Mel: the unavoidable work);
+- training steps/s of `conv1d_mel` fed live by the pipeline vs from the same batches held in memory;
+- peak resident memory of the pipeline after a full epoch of 1x and 10x the corpus (a subprocess each;
+  10x repeats the manifest rows, same files).
+
+Each figure is the median of `--repeats` runs, interleaved so that they share the machine's load.
+CPU seconds per clip (all threads of the process) are printed next to the wall-clock rates: on a
+shared machine they are the steadier figure. The last line is machine-readable:
+
+    pipeline_vs_librosa=<b/a> decode_ceiling_ratio=<b/c> live_vs_cached=<ratio> clips_per_s=<b>
+
+Usage: bench/pipeline [--work=DIR] [--per_class=80] [--repeats=2] [--librosa_clips=64] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+FEATURE = dict(kind="log_mel", sample_rate=16000, n_fft=400, hop_length=160, n_mels=128)
+# Seed 001's chain with every step always on (the seed applies all three to every clip).
+AUGMENT = dict(amp_noise_prob=1.0, stretch_prob=1.0, stretch_rate=(0.8, 0.8),
+               pitch_prob=1.0, pitch_semitones=(0.7, 0.7))
+MODEL_INPUTS = ("audio_features", "audio_mask")
+BATCH = 32
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def load_average():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def machine():
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}"
+
+
+# === Corpus ===
+
+
+def ensure_corpus(work, per_class, fresh):
+    """Demo corpus (48 kHz AI Hub layout) + prepared manifest under `work`, reused when present."""
+    corpus = os.path.join(work, f"aihub_seed1_pc{per_class}")
+    prepared = corpus + "_prepared"
+    manifest = os.path.join(prepared, "manifest.csv")
+    if fresh:
+        shutil.rmtree(corpus, ignore_errors=True)
+        shutil.rmtree(prepared, ignore_errors=True)
+    if os.path.exists(manifest):
+        log(f"corpus: reusing {prepared}")
+        return manifest
+    os.makedirs(work, exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    steps = [
+        [os.path.join(ROOT, "bin", "make_demo_corpus"), f"--out={corpus}", "--layout=aihub", "--seed=1",
+         f"--per_class={per_class}", "--overwrite"],
+        [os.path.join(ROOT, "bin", "prepare"), "--format=aihub", f"--data_dir={corpus}",
+         f"--out={prepared}", "--classes=4"],
+    ]
+    for cmd in steps:
+        log("corpus: " + " ".join(cmd))
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"bench/pipeline: {cmd[0]} failed:\n{done.stdout}\n{done.stderr}")
+    return manifest
+
+
+def load_frame(manifest, repeat=1):
+    """The manifest, every row put in the `train` split (`repeat` copies of the rows)."""
+    import pandas as pd
+
+    from tfsent.corpus.manifest import read_manifest
+
+    frame, sidecar = read_manifest(manifest)
+    frame = frame.assign(split="train")
+    if repeat > 1:
+        copies = [frame.assign(utt_id=frame["utt_id"].astype(str) + f"#{i}") for i in range(repeat)]
+        frame = pd.concat(copies, ignore_index=True)
+    return frame, sidecar
+
+
+def clip_seconds(paths):
+    import soundfile
+
+    return [soundfile.info(p).duration for p in paths]
+
+
+# === (a) the seed-style librosa loop ===
+
+
+def librosa_loop(paths, seed=0):
+    """Seed 001's per-clip loop; returns (wall seconds, CPU seconds)."""
+    import librosa
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    start, cpu = time.perf_counter(), time.process_time()
+    for path in paths:
+        y, sr = librosa.load(path, sr=16000)
+        y = y + 0.005 * rng.uniform() * np.amax(y) * rng.normal(size=y.shape[0])
+        y = librosa.effects.time_stretch(y, rate=0.8)
+        y = librosa.effects.pitch_shift(y, sr=sr, n_steps=0.7)
+        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=400, hop_length=160, n_mels=128)
+        librosa.power_to_db(mel, ref=np.max)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+# === (b), (c) the tf.data pipeline ===
+
+
+def make_pipeline(frame, sidecar, augment):
+    from tfsent.audio.augment import AudioAugmentConfig
+    from tfsent.audio.features import FeatureConfig
+    from tfsent.data.pipeline import InputPipeline, PipelineConfig
+
+    config = PipelineConfig(
+        feature=FeatureConfig(**FEATURE),
+        batch_size=BATCH,
+        model_inputs=MODEL_INPUTS,
+        audio_augment=AudioAugmentConfig(**AUGMENT) if augment else None,
+    )
+    return InputPipeline(frame, sidecar, config)
+
+
+def run_epoch(pipeline, epoch):
+    """Iterates one training epoch; returns (clips, wall s, CPU s)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    clips = 0
+    for inputs, _ in pipeline.dataset("train", training=True, epoch=epoch):
+        clips += int(inputs["audio_mask"].shape[0])
+    return clips, time.perf_counter() - start, time.process_time() - cpu
+
+
+# === live vs cached training ===
+
+
+def train_comparison(pipeline, epochs):
+    """Steps/s of conv1d_mel fed live by `pipeline` vs from the same batches kept in memory.
+
+    Returns a list of (live steps/s, cached steps/s), one per epoch in `epochs`.
+    """
+    import keras
+    import tensorflow as tf
+
+    from tfsent.models import registry
+
+    model = registry.build("conv1d_mel", num_classes=len(pipeline.classes), feature_dim=FEATURE["n_mels"])
+    optimizer = keras.optimizers.Adam(1e-3)
+    spec = pipeline.dataset("train", training=True, epoch=0).element_spec
+
+    @tf.function(input_signature=spec)
+    def train_step(inputs, targets):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)["logits"]
+            loss = tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(labels=targets["target"], logits=logits)
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    results = []
+    for epoch in epochs:
+        ds = pipeline.dataset("train", training=True, epoch=epoch)
+        batches = []
+        start = time.perf_counter()
+        for inputs, targets in ds:
+            loss = train_step(inputs, targets)
+            batches.append((inputs, targets))
+        float(loss)  # wait for the last step
+        live = len(batches) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for inputs, targets in batches:
+            loss = train_step(inputs, targets)
+        float(loss)
+        cached = len(batches) / (time.perf_counter() - start)
+        results.append((live, cached))
+        log(f"  train epoch {epoch}: {len(batches)} steps, live {live:.2f} steps/s, cached {cached:.2f} steps/s"
+            f"  [load {load_average()}]")
+    return results
+
+
+# === memory (subprocess per corpus size) ===
+
+
+def rss_now_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_child(manifest, repeat, augment):
+    """One full epoch of `repeat` x the corpus; prints a JSON line with the peak RSS."""
+    frame, sidecar = load_frame(manifest, repeat)
+    pipeline = make_pipeline(frame, sidecar, augment)
+    ds = pipeline.dataset("train", training=True, epoch=0)  # graphs are traced here
+    before_kb = rss_now_kb()
+    clips, wall = 0, time.perf_counter()
+    for inputs, _ in ds:
+        clips += int(inputs["audio_mask"].shape[0])
+    wall = time.perf_counter() - wall
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"repeat": repeat, "rows": len(frame), "clips": clips, "wall_s": wall,
+                      "rss_before_epoch_mb": before_kb / 1024, "peak_rss_mb": peak_kb / 1024,
+                      "rss_after_epoch_mb": rss_now_kb() / 1024,
+                      "cache_audio": pipeline.config.cache_audio,
+                      "snapshot_dir": pipeline.config.snapshot_dir}), flush=True)
+
+
+def measure_memory(manifest, repeat, augment):
+    cmd = [sys.executable, os.path.abspath(__file__), "--_memory_child", manifest, f"--_repeat={repeat}"]
+    if augment:
+        cmd.append("--_augment")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"bench/pipeline: memory run ({repeat}x) failed:\n{done.stdout}\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1])
+
+
+# === main ===
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), f"tfsent-bench-pipeline-{os.getuid()}"),
+                        help="where the demo corpus is built (reused by later runs)")
+    parser.add_argument("--fresh", action="store_true", help="rebuild the demo corpus")
+    parser.add_argument("--per_class", type=int, default=80, help="demo clips per class (4 classes)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per figure (median reported)")
+    parser.add_argument("--librosa_clips", type=int, default=64,
+                        help="clips for the (slow) librosa loop, evenly spaced over the corpus")
+    parser.add_argument("--memory_augment", action="store_true",
+                        help="measure memory with augmentation on (slower; default: pipeline (c))")
+    parser.add_argument("--skip_memory", action="store_true")
+    parser.add_argument("--skip_train", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 8 clips per class, 1 repeat, 16 librosa clips")
+    parser.add_argument("--_memory_child", help=argparse.SUPPRESS)
+    parser.add_argument("--_repeat", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--_augment", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._memory_child:
+        memory_child(args._memory_child, args._repeat, args._augment)
+        return
+    if args.quick:
+        args.per_class, args.repeats, args.librosa_clips = 8, 1, 16
+    if args.repeats < 1 or args.librosa_clips < 1 or args.per_class < 1:
+        parser.error("--repeats, --librosa_clips and --per_class must be >= 1")
+
+    t0 = time.perf_counter()
+    log(f"machine: {machine()}")
+    log(f"load average at start: {load_average()}")
+    manifest = ensure_corpus(args.work, args.per_class, args.fresh)
+
+    import numpy as np
+    import tensorflow as tf
+
+    frame, sidecar = load_frame(manifest)
+    paths = [os.path.join(sidecar["data_dir"], p) for p in frame["audio_path"].astype(str)]
+    seconds = clip_seconds(paths)
+    pick = np.unique(np.linspace(0, len(paths) - 1, min(args.librosa_clips, len(paths))).round().astype(int))
+    paths_a = [paths[i] for i in pick]
+    seconds_a = [seconds[i] for i in pick]
+    log(f"clips: {len(paths)} (mean {np.mean(seconds):.2f} s, {min(seconds):.2f}-{max(seconds):.2f} s, 48 kHz); "
+        f"librosa loop on {len(paths_a)} of them (mean {np.mean(seconds_a):.2f} s)")
+    log(f"tf: {tf.__version__}, inter-op {tf.config.threading.get_inter_op_parallelism_threads()}, "
+        f"intra-op {tf.config.threading.get_intra_op_parallelism_threads()} (0 = all cores)")
+
+    pipe_b = make_pipeline(frame, sidecar, augment=True)
+    pipe_c = make_pipeline(frame, sidecar, augment=False)
+    log(f"pipeline caches decoded audio by default: {pipe_b.config.cache_audio or bool(pipe_b.config.snapshot_dir)}")
+
+    # Warm-up: the first epoch traces and builds the graphs; librosa warms its caches.
+    librosa_loop(paths_a[:2])
+    for name, pipe in (("b", pipe_b), ("c", pipe_c)):
+        clips, wall, _ = run_epoch(pipe, epoch=0)
+        log(f"warm-up ({name}): {clips} clips in {wall:.1f} s")
+
+    rates = {"a": [], "b": [], "c": []}
+    cpu = {"a": [], "b": [], "c": []}
+    for r in range(args.repeats):
+        wall, cpu_s = librosa_loop(paths_a, seed=r)
+        rates["a"].append(len(paths_a) / wall)
+        cpu["a"].append(cpu_s / len(paths_a))
+        for name, pipe in (("b", pipe_b), ("c", pipe_c)):
+            clips, wall, cpu_s = run_epoch(pipe, epoch=1 + r)
+            rates[name].append(clips / wall)
+            cpu[name].append(cpu_s / clips)
+        log(f"  run {r + 1}: a {rates['a'][-1]:.1f}  b {rates['b'][-1]:.1f}  c {rates['c'][-1]:.1f} clips/s"
+            f"  [load {load_average()}]")
+    a, b, c = (median(rates[k]) for k in "abc")
+    labels = {"a": "(a) seed-style librosa loop", "b": "(b) tfsent pipeline + augmentation",
+              "c": "(c) tfsent pipeline, no augmentation"}
+    for k in "abc":
+        log(f"{labels[k]:40s} {median(rates[k]):8.1f} clips/s   {1000 * median(cpu[k]):7.1f} CPU ms/clip")
+    log(f"b/a = {b / a:.2f} (target >= 10)   b/c = {b / c:.2f} (target >= 0.5)   "
+        f"CPU-time b/a = {median(cpu['a']) / median(cpu['b']):.2f}")
+
+    live_vs_cached = float("nan")
+    if not args.skip_train:
+        results = train_comparison(pipe_b, epochs=range(1 + args.repeats, 1 + 2 * args.repeats))
+        live = median([x for x, _ in results])
+        cached = median([y for _, y in results])
+        live_vs_cached = live / cached
+        log(f"conv1d_mel training: live {live:.2f} steps/s, cached {cached:.2f} steps/s, "
+            f"ratio {live_vs_cached:.2f} (target >= 0.9)")
+
+    if not args.skip_memory:
+        which = "(b), with augmentation" if args.memory_augment else "(c), no augmentation"
+        for repeat in (1, 10):
+            m = measure_memory(manifest, repeat, args.memory_augment)
+            log(f"memory {repeat:2d}x corpus ({m['clips']} clips, pipeline {which}): peak RSS "
+                f"{m['peak_rss_mb']:.0f} MB (RSS before the epoch {m['rss_before_epoch_mb']:.0f} MB, "
+                f"after {m['rss_after_epoch_mb']:.0f} MB; {m['clips'] / m['wall_s']:.1f} clips/s; "
+                f"cache_audio={m['cache_audio']})")
+
+    log(f"load average at end: {load_average()}; total {time.perf_counter() - t0:.0f} s")
+    log(f"pipeline_vs_librosa={b / a:.2f} decode_ceiling_ratio={b / c:.2f} "
+        f"live_vs_cached={live_vs_cached:.2f} clips_per_s={b:.1f}")
+
+
+if __name__ == "__main__":
+    main()
