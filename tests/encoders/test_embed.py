@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from tfsent.cli import embed
+from tfsent.encoders import embed
 from tfsent.corpus.manifest import manifest_columns
 from tfsent.encoders import load_audio_encoder, load_text_encoder
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfsent.cli import predict as predict_cli
+from tfsent.export import predict as predict_cli
 from tfsent.export.saved_model import wav_bytes
 from tfsent.serving import (ServingClient, ServingConnectionError, ServingRequestError,
                             ServingTimeoutError)

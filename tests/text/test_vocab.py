@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tfsent.text.tokenizer import SPECIAL_TOKENS, TextPreprocessor, load_vocabulary
-from tfsent.cli.train_tokenizer import train_tokenizer
+from tfsent.text.vocab_report import train_tokenizer
 from tfsent.text.vocab import _trim, count_words, train_wordpiece_vocabulary, write_vocabulary
 
 CORPUS = [

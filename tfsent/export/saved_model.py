@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from tfsent.audio.features import AudioFrontend
 from tfsent.audio.io import decode_wav_bytes
+from tfsent.models import registry
 
 AUDIO_KEYS = ("audio_features", "audio_mask", "waveform", "waveform_mask")
 TEXT_KEYS = ("token_ids", "padding_mask")
@@ -59,11 +60,8 @@ MISSING_MODALITY_NOTE = (
 )
 
 
-def model_input_names(model):
-    """The Contract 2 input names a Keras model takes (dict- or list-structured inputs)."""
-    if isinstance(model.input, dict):
-        return tuple(model.input.keys())
-    return tuple(t.name.split(":")[0] for t in model.inputs)
+# Re-exported for callers of this module; the one definition lives in the registry.
+model_input_names = registry.input_names
 
 
 class ServingModule(tf.Module):

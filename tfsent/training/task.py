@@ -157,9 +157,7 @@ class EmotionTask:
         if "audio_encoder" in params and cfg.audio_encoder:
             kwargs["audio_encoder"] = cfg.audio_encoder
         model = self.entry.builder(**kwargs)
-        self._model_inputs = tuple(model.input.keys()) if isinstance(model.input, dict) else tuple(
-            t.name.split(":")[0] for t in model.inputs
-        )
+        self._model_inputs = registry.input_names(model)
         return model
 
     @property

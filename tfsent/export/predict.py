@@ -1,0 +1,174 @@
+"""Prediction with an exported model, locally or through TF Serving (the library behind bin/predict).
+
+Inputs are collected from a WAV file, a folder of WAVs (FILE.txt beside FILE.wav holds its text) or a
+manifest; a  (a SavedModel version dir) or a  (REST/gRPC) scores them in
+batches and  writes one JSON line per input."""
+
+from __future__ import annotations
+import csv
+import json
+import os
+import sys
+
+
+class UsageError(ValueError):
+    pass
+
+
+def collect_inputs(wav=None, text=None, manifest=None, split=None):
+    """[(id, wav path or None, text or None, extra dict)] from the flags."""
+    if manifest:
+        return _manifest_inputs(manifest, split)
+    if wav and os.path.isdir(wav):
+        names = sorted(n for n in os.listdir(wav) if n.lower().endswith(".wav"))
+        if not names:
+            raise UsageError(f"--wav={wav}: no .wav files in this folder")
+        items = []
+        for name in names:
+            path = os.path.join(wav, name)
+            side = os.path.splitext(path)[0] + ".txt"
+            t = text
+            if os.path.isfile(side):
+                with open(side, encoding="utf-8") as f:
+                    t = f.read().strip()
+            items.append((name, path, t, {}))
+        return items
+    if wav:
+        if not os.path.isfile(wav):
+            raise UsageError(f"--wav={wav}: no such file or folder")
+        return [(os.path.basename(wav), wav, text, {})]
+    if text is not None:
+        return [("text", None, text, {})]
+    raise UsageError("give --wav (file or folder), --text, or --manifest")
+
+
+def _manifest_inputs(path, split):
+    if not os.path.isfile(path):
+        raise UsageError(f"--manifest={path}: no such file")
+    sidecar_path = os.path.splitext(path)[0] + ".json"
+    data_dir = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(sidecar_path):
+        with open(sidecar_path, encoding="utf-8") as f:
+            data_dir = json.load(f).get("data_dir") or data_dir
+    items = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"utt_id", "audio_path", "text"} - set(reader.fieldnames or [])
+        if missing:
+            raise UsageError(f"{path}: not a tfsent manifest (missing columns {sorted(missing)})")
+        for row in reader:
+            if split and row.get("split") != split:
+                continue
+            audio = row["audio_path"]
+            audio = audio if os.path.isabs(audio) else os.path.join(data_dir, audio)
+            items.append((row["utt_id"], audio, row["text"], {"emotion": row.get("emotion")}))
+    if not items:
+        raise UsageError(f"{path}: no rows" + (f" in split {split!r}" if split else ""))
+    return items
+
+
+class LocalRunner:
+    """Calls a version dir's signatures in this process (TF + tensorflow_text only)."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
+
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise UsageError(f"--model={path} is not a SavedModel version dir (no saved_model.pb)")
+        self._tf = tf
+        self._loaded = tf.saved_model.load(path)
+        self.takes_audio = "predict_wav" in self._loaded.signatures
+        default = self._loaded.signatures["serving_default"]
+        self.takes_text = "text" in default.structured_input_signature[1]
+
+    def __call__(self, wavs, texts):
+        tf = self._tf
+        kwargs = {}
+        if self.takes_text:
+            kwargs["text"] = tf.constant(texts)
+        if self.takes_audio:
+            fn = self._loaded.signatures["predict_wav"]
+            kwargs["wav"] = tf.constant(wavs)
+        else:
+            fn = self._loaded.signatures["serving_default"]
+        out = fn(**kwargs)
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class ServerRunner:
+    """Calls a TF Serving server through `tfsent.serving.ServingClient`."""
+
+    def __init__(self, server, model_name, protocol, version, timeout):
+        from tfsent.export.client import ServingClient
+
+        if not model_name:
+            raise UsageError("--server needs --model_name (the name TF Serving serves the model under)")
+        self.client = ServingClient(server, model_name, protocol=protocol, version=version, timeout=timeout)
+        self.takes_audio = self.takes_text = None  # learnt from the inputs given
+
+    def __call__(self, wavs, texts):
+        inputs = {}
+        if wavs is not None:
+            inputs["wav"] = wavs
+        if texts is not None:
+            inputs["text"] = texts
+        return self.client.predict(inputs, signature_name="predict_wav" if wavs is not None else "serving_default")
+
+
+def _rows(outputs, n):
+    rows = []
+    for i in range(n):
+        row = {}
+        if "probabilities" in outputs:
+            probs = outputs["probabilities"][i]
+            label = outputs["label"][i]
+            row["label"] = label.decode("utf-8") if isinstance(label, bytes) else str(label)
+            classes = outputs.get("classes")
+            names = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in classes[i]] if classes is not None \
+                else [str(j) for j in range(len(probs))]
+            row["probabilities"] = {c: round(float(p), 6) for c, p in zip(names, probs)}
+        for key in ("valence", "arousal"):
+            if key in outputs:
+                row[key] = round(float(outputs[key][i]), 6)
+        rows.append(row)
+    return rows
+
+
+def predict(runner, items, batch_size=8, out=sys.stdout):
+    """Runs `items` through `runner` in batches; writes one JSON line per item; returns the rows."""
+    results = []
+    takes_audio = runner.takes_audio if runner.takes_audio is not None else any(i[1] for i in items)
+    takes_text = runner.takes_text if runner.takes_text is not None else any(i[2] is not None for i in items)
+    for start in range(0, len(items), max(1, batch_size)):
+        chunk = items[start: start + batch_size]
+        wavs = None
+        if takes_audio:
+            wavs = []
+            for ident, path, _, _ in chunk:
+                if not path:
+                    raise UsageError(f"{ident}: this model takes audio: pass --wav")
+                with open(path, "rb") as f:
+                    wavs.append(f.read())
+        texts = None
+        if takes_text:
+            texts = []
+            for ident, _, text, _ in chunk:
+                if text is None and not takes_audio:
+                    raise UsageError("this model takes text: pass --text")
+                texts.append(text or "")
+        outputs = runner(wavs, texts)
+        for (ident, path, text, extra), row in zip(chunk, _rows(outputs, len(chunk))):
+            record = {"id": ident, **row, **{k: v for k, v in extra.items() if v is not None}}
+            results.append(record)
+            print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
+    return results
+
+
+def _graph_message(message):
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("assertion failed", "Shape of tensor")):
+            return line
+    return lines[-1] if lines else message
+
