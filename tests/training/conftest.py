@@ -113,12 +113,31 @@ def run_train(*flags, check=True, timeout=280, env=None):
     return proc
 
 
-def start_train(*flags, env=None):
-    """Starts bin/train in the background (stdout+stderr piped, line-buffered)."""
-    return subprocess.Popen(
-        train_cmd(*flags), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        bufsize=1, env=_env(env),
-    )
+def start_train(*flags, env=None, log_path=None):
+    """Starts bin/train in the background. Output goes to `log_path` (read it with `finish`), or to a
+    line-buffered pipe that the caller must keep reading (`kill_when`): a full pipe would block it."""
+    if log_path is None:
+        return subprocess.Popen(
+            train_cmd(*flags), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            bufsize=1, env=_env(env),
+        )
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(train_cmd(*flags), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                env=_env(env))
+    proc.log_path = log_path
+    return proc
+
+
+def finish(proc, timeout):
+    """Waits for a `start_train(..., log_path=...)` process (killing it on timeout); returns its output."""
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with open(proc.log_path, encoding="utf-8") as f:
+        return f.read()
 
 
 def kill_when(proc, pattern, timeout=240):
@@ -164,6 +183,6 @@ def tt():
     import types
 
     return types.SimpleNamespace(
-        base_flags=base_flags, run_train=run_train, in_process_run=in_process_run, start_train=start_train, kill_when=kill_when,
-        model_weights=model_weights, max_abs_diff=max_abs_diff, env=_env, train_cmd=train_cmd, repo=REPO,
+        base_flags=base_flags, run_train=run_train, in_process_run=in_process_run, start_train=start_train,
+        kill_when=kill_when, finish=finish, model_weights=model_weights, max_abs_diff=max_abs_diff, env=_env, train_cmd=train_cmd, repo=REPO,
     )

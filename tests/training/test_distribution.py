@@ -54,8 +54,9 @@ def test_multi_worker_two_processes_agree_with_each_other_and_with_mirrored(mirr
     try:
         for index in range(2):
             tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-            procs.append(tt.start_train(*flags, env={"TF_CONFIG": tf_config}))
-        outputs = [p.communicate(timeout=380)[0] for p in procs]
+            procs.append(tt.start_train(*flags, env={"TF_CONFIG": tf_config},
+                                        log_path=str(tmp_path / f"worker_{index}.log")))
+        outputs = [tt.finish(p, timeout=380) for p in procs]
     finally:
         for p in procs:  # never leave a worker hanging in a collective
             if p.poll() is None:

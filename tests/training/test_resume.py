@@ -24,7 +24,7 @@ def test_sigkill_mid_epoch_then_rerun_matches_uninterrupted_run(train_data, tt, 
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
 
     # The uninterrupted reference runs alongside the run that gets killed.
-    reference = tt.start_train(*flags, f"--model_dir={straight}")
+    reference = tt.start_train(*flags, f"--model_dir={straight}", log_path=str(tmp_path / "straight.log"))
     victim = tt.start_train(*flags, f"--model_dir={killed}")
     before_kill = tt.kill_when(victim, "epoch 2/3 step 3/")
     assert victim.returncode == -9
@@ -33,7 +33,7 @@ def test_sigkill_mid_epoch_then_rerun_matches_uninterrupted_run(train_data, tt, 
     assert not os.path.exists(os.path.join(killed, "train_summary.json"))
 
     resumed = tt.run_train(*flags, f"--model_dir={killed}")
-    ref_out, _ = reference.communicate(timeout=400)
+    ref_out = tt.finish(reference, timeout=400)
     assert reference.returncode == 0, ref_out[-6000:]
 
     match = re.search(r"resuming from \S+: epoch (\d+), step (\d+) \((\d+) into the epoch\)", resumed.stdout)
@@ -43,7 +43,8 @@ def test_sigkill_mid_epoch_then_rerun_matches_uninterrupted_run(train_data, tt, 
     # Only the remaining epochs ran after the restart; epoch 1's line is not printed again.
     assert "epoch 1/3:" not in resumed.stdout and "epoch 3/3:" in resumed.stdout
 
-    assert tt.max_abs_diff(tt.model_weights(straight), tt.model_weights(killed)) <= 1e-6
+    diff = tt.max_abs_diff(tt.model_weights(straight), tt.model_weights(killed))
+    assert diff <= 1e-6  # dropout masks and augmentation included (without them restored: ~5e-2)
     a, b = _summary(straight), _summary(killed)
     assert a["global_step"] == b["global_step"] and a["epochs_run"] == b["epochs_run"] == 3
     assert [h["epoch"] for h in b["history"]] == [1, 2, 3]  # history survives the restart
@@ -51,11 +52,6 @@ def test_sigkill_mid_epoch_then_rerun_matches_uninterrupted_run(train_data, tt, 
         for key in ("train_loss", "loss", "macro_f1", "accuracy"):
             assert hb[key] == pytest.approx(ha[key], abs=1e-6), (ha["epoch"], key)
     assert a["weights_fingerprint"] == b["weights_fingerprint"]
-
-    # Re-running a finished run trains nothing and leaves the model as it is.
-    again = tt.run_train(*flags, f"--model_dir={straight}")
-    assert "training already finished" in again.stdout
-    assert tt.max_abs_diff(tt.model_weights(straight), tt.model_weights(killed)) <= 1e-6
 
 
 @pytest.mark.timeout(300)

@@ -7,7 +7,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from tfsent.training.task import class_weights_balanced
@@ -96,9 +95,9 @@ def test_dropout_seed_generator_state_survives_a_checkpoint_round_trip(tmp_path)
     inputs = {"token_ids": np.arange(24, dtype=np.int32).reshape(3, 8) % 20,
               "padding_mask": np.ones((3, 8), np.int32)}
     model(inputs, training=True)  # advance the generators
-    plain = tf.train.Checkpoint(model=model).write(str(tmp_path / "plain"))
+    plain = tf.train.Checkpoint(model=model).save(str(tmp_path / "plain"))
     assert not any("seed" in name for name, _ in tf.train.list_variables(plain))  # the trap
-    path = tf.train.Checkpoint(model=model, seed_generators=states).write(str(tmp_path / "full"))
+    path = tf.train.Checkpoint(model=model, seed_generators=states).save(str(tmp_path / "full"))
     expected = keras.ops.convert_to_numpy(model(inputs, training=True)["logits"])
     model(inputs, training=True)  # the generators move on
     tf.train.Checkpoint(model=model, seed_generators=states).restore(path).assert_existing_objects_matched()

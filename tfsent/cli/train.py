@@ -95,7 +95,7 @@ def main(argv):
     try:
         summary = Trainer(task, trainer_config, strategy).train()
     except TrainingError as e:
-        print(f"bin/train: training stopped: {e}", file=sys.stderr, flush=True)
+        print(f"bin/train: error: {e}", file=sys.stderr, flush=True)
         return 1
     print(f"model: {os.path.join(model_dir, 'model.keras')}")
     print(f"best validation {summary['selection_metric']}: {summary['best_value']:.4f} "

@@ -66,7 +66,8 @@ class TaskConfig:
         return FeatureConfig(**self.feature)
 
     def save(self, model_dir):
-        _atomic_write_text(os.path.join(model_dir, CONFIG_FILE), json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False))
+        text = json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
+        _atomic_write_text(os.path.join(model_dir, CONFIG_FILE), text)
 
     @classmethod
     def load(cls, model_dir) -> "TaskConfig":

@@ -292,6 +292,7 @@ class Trainer:
                 pass
         writers.close()
         self.model = model
+        self.optimizer = optimizer
         return summary
 
     # --- steps ----------------------------------------------------------------------------------
