@@ -6,12 +6,16 @@ scalar tensor (an exported model receives WAVs of any rate), the output rate
 is a Python int. Two exact implementations of the same filter:
 
 - polyphase: with `g = gcd(in, out)`, `L = out / g`, `M = in / g`, the input is
-  cut into blocks of `M` samples and one `conv1d` with an `[nb, M, L]` filter
-  bank gives `L` outputs per block. Cost ~ `n_out * (M + 2P)` MACs, no big
-  intermediates. Used when the filter bank is small (all common rates).
+  cut into blocks of `M` samples and an `[nb, M, L]` filter bank gives `L`
+  outputs per block. One `conv1d` row holds `k = max(1, 32 // L)` blocks (the
+  bank zero-padded into a `[~nb/k + 1, k*M, k*L]` filter), so integer decimation
+  (48 -> 16 kHz, L = 1) is a well-shaped matmul instead of a matrix-vector
+  product: 1.4 instead of 6.9 ms per 3 s clip, same samples (< 1e-6). Cost ~
+  `n_out * (M + 2P + k*M)` MACs, no big intermediates. Used when the filter
+  bank is small (all common rates).
 - direct: each output sample gathers its `2P` neighbours. Used for awkward
-  ratios (e.g. 44099 Hz) and for the fractional ratios of speed / pitch
-  augmentation (`resample_by_ratio`).
+  ratios (e.g. 44099 Hz) and for run-time (tensor) ratios of speed / pitch
+  augmentation (`resample_by_ratio`; a Python ratio takes the polyphase path).
 
 Output sample `n` sits at input time `n * in / out` (zero delay); samples
 outside the signal are zeros, so a zero-padded batch gives each example the
@@ -89,26 +93,65 @@ def _filter_geometry(ratio, zero_crossings, rolloff):
     return cutoff, half_width, reach
 
 
-def _resample_polyphase(x, up, down, n_out, zero_crossings, rolloff, beta):
-    """x [B, S] float32; up=L, down=M int32 scalars (coprime)."""
+def _polyphase_bank(up, down, zero_crossings, rolloff, beta):
+    """Filter bank `[nb, M, L]` (float32) and the tap reach P; up=L, down=M int32 (coprime).
+
+    Bank[jj, m, r] = h(r * M / L - (jj * M + m - P)): output phase r, input offset
+    `jj * M + m - P` from the block start q * M.
+    """
     ratio = tf.cast(up, tf.float64) / tf.cast(down, tf.float64)
     cutoff, half_width, reach = _filter_geometry(ratio, zero_crossings, rolloff)
     taps = down + 2 * reach
     nb = (taps + down - 1) // down
-    # Bank[jj, r] = h(r * M / L - (jj - P)): phase r, input offset j = jj - P from q*M.
     jj = tf.cast(tf.range(nb * down) - reach, tf.float64)
     phase = tf.cast(tf.range(up), tf.float64) * tf.cast(down, tf.float64) / tf.cast(up, tf.float64)
     bank = _kernel(phase[None, :] - jj[:, None], cutoff, half_width, beta)
-    bank = tf.reshape(tf.cast(bank, tf.float32), [nb, down, up])
+    return tf.reshape(tf.cast(bank, tf.float32), [nb, down, up]), reach
 
+
+# Output channels per conv row the grouping aims for: with L = 1 (integer decimation,
+# 48 -> 16 kHz) one block per row is a [taps, M, 1] kernel, a matrix-vector product that
+# runs at a fraction of the matmul rate; 32 blocks per row make it a [taps/32, 32 M, 32]
+# matmul: 4-5x faster despite the zero taps (6 x 32 block taps instead of 137). 16 is as
+# fast, 8 and 64 slower (measured on AVX-512, 1 and 2 threads, batch 1 and 32).
+_GROUP_CHANNELS = 32
+
+
+def _resample_polyphase(x, up, down, n_out, zero_crossings, rolloff, beta, group=None):
+    """x [B, S] float32; up=L, down=M int32 scalars (coprime).
+
+    Blocks of M input samples give L outputs each: `y[q] = sum_j blocks[q + j] @ bank[j]`.
+    `k` consecutive blocks share one conv row: the filter `W[c, s*M + m, r*L + l] =
+    bank[c*k + s - r, m, l]` (zero outside the bank) maps row `g` of k*M samples to
+    the k*L outputs of blocks `g*k .. g*k + k - 1`. `group=k` forces k (1 is the plain
+    polyphase conv); by default `k = max(1, 32 // L)`.
+    """
+    up = tf.convert_to_tensor(up, tf.int32)
+    down = tf.convert_to_tensor(down, tf.int32)
+    bank, reach = _polyphase_bank(up, down, zero_crossings, rolloff, beta)
+    nb = tf.shape(bank)[0]
+    k = tf.maximum(_GROUP_CHANNELS // up, 1) if group is None else tf.constant(int(group), tf.int32)
+    nbk = (nb + 2 * k - 2) // k  # ceil((nb + k - 1) / k) taps of the grouped filter
+    c = tf.range(nbk)[:, None, None]
+    s = tf.range(k)[None, :, None]
+    r = tf.range(k)[None, None, :]
+    # Index into the bank padded with k - 1 zero blocks before and enough after.
+    idx = c * k + s - r + (k - 1)
+    padded = tf.pad(bank, [[k - 1, nbk * k - nb], [0, 0], [0, 0]])
+    w = tf.gather(padded, idx)  # [nbk, k(s), k(r), M, L]
+    w = tf.transpose(w, [0, 1, 3, 2, 4])
+    w = tf.reshape(w, [nbk, k * down, k * up])
+
+    batch = tf.shape(x)[0]
     samples = tf.shape(x)[1]
-    q = (n_out + up - 1) // up
-    qp = q + nb - 1
-    right = qp * down - reach - samples
-    xp = tf.pad(x, [[0, 0], [reach, tf.maximum(right, 0)]])[:, : qp * down]
-    blocks = tf.reshape(xp, [tf.shape(x)[0], qp, down])
-    y = tf.nn.conv1d(blocks, bank, stride=1, padding="VALID")  # [B, q, L]
-    y = tf.reshape(y, [tf.shape(x)[0], q * up])
+    q = (n_out + up - 1) // up  # output blocks
+    rows = (q + k - 1) // k  # conv output rows
+    total = (rows + nbk - 1) * k * down  # input samples the VALID conv reads
+    right = total - reach - samples
+    xp = tf.pad(x, [[0, 0], [reach, tf.maximum(right, 0)]])[:, :total]
+    frames = tf.reshape(xp, [batch, rows + nbk - 1, k * down])
+    y = tf.nn.conv1d(frames, w, stride=1, padding="VALID")  # [B, rows, k * L]
+    y = tf.reshape(y, [batch, rows * k * up])
     return y[:, :n_out]
 
 
