@@ -24,7 +24,7 @@ def trained(tiny_corpus, tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("e2e") / "run")
     proc = run_cli(
         "train", "--flagfile=configs/demo.flags", f"--manifest={tiny_corpus['manifest']}",
-        f"--model_dir={model_dir}", "--epochs=2", "--batch_size=8", "--vocab_size=300", TINY_MODEL,
+        f"--model_dir={model_dir}", "--epochs=2", "--batch_size=8", "--vocab_size=300", TINY_MODEL, "--selection_metric=macro_f1",
         "--max_seconds=2", "--progress=false",
     )
     return {"model_dir": model_dir, "stdout": proc.stdout, **tiny_corpus}

@@ -164,7 +164,7 @@ def demo_fusion(
     hidden=64,
     dropout=0.2,
     branch_dropout=0.1,
-    modality_dropout=0.1,
+    modality_dropout=0.3,
 ):
     """Late fusion of the two branches. `modality_dropout` zeroes one whole branch's embedding for a
     random fraction of training examples, so the head learns to cope with a missing modality (the
