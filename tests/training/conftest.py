@@ -82,6 +82,7 @@ def base_flags(train_data, *, dropout=False):
         "--sequence_length=16",
         "--batch_size=4",
         "--epochs=2",
+        "--selection_metric=macro_f1",
         "--lr_schedule=constant",
         "--warmup_steps=0",
         "--learning_rate=0.01",
