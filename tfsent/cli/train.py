@@ -43,6 +43,11 @@ def main(argv):
             raise UsageError(f"--{required} is required (put it in the flagfile or on the command line)")
     if not os.path.isfile(FLAGS.manifest):
         raise UsageError(f"--manifest={FLAGS.manifest}: no such file (bin/prepare writes OUT/manifest.csv)")
+    from tfsent.corpus.manifest import read_manifest
+
+    frame, sidecar = read_manifest(FLAGS.manifest)
+    _check_classes(sidecar)
+    augment_ids = _augment_class_ids(list(sidecar["classes"])) if FLAGS.augment_classes else None
     # Logical CPU devices must be configured before anything initialises TensorFlow's devices.
     from tfsent.training.distribution import configure_devices, make_strategy
 
@@ -61,14 +66,13 @@ def main(argv):
         keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
     strategy = make_strategy(FLAGS.strategy)
 
-    from tfsent.corpus.manifest import read_manifest
-
-    frame, sidecar = read_manifest(FLAGS.manifest)
     model_dir = FLAGS.model_dir
-    os.makedirs(model_dir, exist_ok=True)
-
     if entry.kind == "sklearn":
+        os.makedirs(model_dir, exist_ok=True)
         return _train_classic(entry, frame, sidecar, model_dir)
+    # Augmentation settings are checked before anything is written into the model dir.
+    pipeline_overrides = _pipeline_overrides(augment_ids)
+    os.makedirs(model_dir, exist_ok=True)
 
     from tfsent.training.distribution import worker_dir
 
@@ -82,7 +86,6 @@ def main(argv):
     from tfsent.training.task import EmotionTask, class_weights_balanced
     from tfsent.training.trainer import Trainer, TrainerConfig, TrainingError
 
-    pipeline_overrides = _pipeline_overrides(task_config, frame)
     if FLAGS.class_weights == "balanced" and task_config.task == "classification":
         train = frame[frame["split"].astype(str) == FLAGS.train_split]
         ids = train["emotion"].map({c: i for i, c in enumerate(task_config.classes)}).to_numpy()
@@ -102,6 +105,22 @@ def main(argv):
           f"after {summary['epochs_run']} epochs")
     print(f"next: bin/evaluate --model_dir={model_dir}   then   bin/export --model_dir={model_dir} --export_dir=DIR")
     return 0
+
+
+def _check_classes(sidecar):
+    """--classes is a check: the manifest's class set must be the one the flagfile expects."""
+    if not FLAGS.classes:
+        return
+    from tfsent.corpus.emotions import CLASS_SETS
+
+    expected = list(CLASS_SETS[FLAGS.classes])
+    actual = list(sidecar.get("classes") or [])
+    if actual != expected:
+        raise UsageError(
+            f"--classes={FLAGS.classes} expects the classes {expected}, but --manifest={FLAGS.manifest} "
+            f"holds {actual} (manifest.json); prepare the manifest with bin/prepare --classes={FLAGS.classes} "
+            f"or change --classes (the class set always comes from the manifest)"
+        )
 
 
 def _task_config(entry, frame, sidecar, model_dir, write_dir):
@@ -179,7 +198,7 @@ def _vocabulary(frame, model_dir):
     return os.path.abspath(target)
 
 
-def _pipeline_overrides(task_config, frame):
+def _pipeline_overrides(augment_ids):
     overrides = {
         "batch_size": FLAGS.batch_size,
         "seed": FLAGS.seed,
@@ -195,28 +214,56 @@ def _pipeline_overrides(task_config, frame):
         from tfsent.text.augment import TextAugmentConfig
 
         overrides["text_augment"] = _dataclass_from_flag(TextAugmentConfig, "text_augment")
-    if FLAGS.augment_classes:
-        unknown = [c for c in FLAGS.augment_classes if c not in task_config.classes]
-        if unknown:
-            raise UsageError(f"--augment_classes: {unknown} not in the manifest's classes {task_config.classes}")
-        ids = tuple(task_config.classes.index(c) for c in FLAGS.augment_classes)
+    if augment_ids:
+        ids = augment_ids
+        if "audio_augment" not in overrides and "text_augment" not in overrides:
+            print("warning: --augment_classes is set but neither --audio_augment nor --text_augment: "
+                  "nothing is augmented", file=sys.stderr, flush=True)
         if "audio_augment" in overrides:
             overrides["audio_augment"] = dataclasses.replace(overrides["audio_augment"], classes=ids)
         if "text_augment" in overrides:
             overrides["text_augment"] = dataclasses.replace(overrides["text_augment"], class_ids=ids)
     if "audio_augment" in overrides:
         overrides["audio_augment"] = dataclasses.replace(
-            overrides["audio_augment"], sample_rate=task_config.feature["sample_rate"])
+            overrides["audio_augment"], sample_rate=FLAGS.sample_rate)
     return overrides
 
 
+def _augment_class_ids(classes):
+    """Class ids of --augment_classes. A known emotion the manifest lacks is skipped with a warning
+    (the S2 flagfiles name 5 classes; a 4-class manifest has no surprise); a typo is an error."""
+    from tfsent.corpus.emotions import CLASS_SETS
+
+    known = {c for names in CLASS_SETS.values() for c in names}
+    typos = [c for c in FLAGS.augment_classes if c not in known]
+    if typos:
+        raise UsageError(f"--augment_classes: {typos} are not emotion names (known: {sorted(known)})")
+    absent = [c for c in FLAGS.augment_classes if c not in classes]
+    present = [c for c in FLAGS.augment_classes if c in classes]
+    if not present:
+        raise UsageError(f"--augment_classes={','.join(FLAGS.augment_classes)}: none of these is in the "
+                         f"manifest's classes {classes}")
+    if absent:
+        print(f"warning: --augment_classes: {absent} not in the manifest's classes {classes}; "
+              f"augmenting {present} only", file=sys.stderr, flush=True)
+    return tuple(classes.index(c) for c in present)
+
+
 def _dataclass_from_flag(cls, flag_name):
+    """A config dataclass from key=value pairs; `preset=NAME` starts from `cls.NAME()` (a seed recipe)."""
     values = train_flags.parse_key_values(FLAGS[flag_name].value, flag_name)
+    preset = values.pop("preset", None)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise UsageError(f"--{flag_name}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**values)
+        raise UsageError(f"--{flag_name}: unknown setting(s) {', '.join(unknown)}; known: "
+                         f"preset, {', '.join(sorted(names))}")
+    if preset is None:
+        return cls(**values)
+    presets = sorted(n for n in dir(cls) if n.startswith("seed") and callable(getattr(cls, n)))
+    if str(preset) not in presets:
+        raise UsageError(f"--{flag_name}: unknown preset {preset!r}; known: {', '.join(presets)}")
+    return getattr(cls, str(preset))(**values)
 
 
 def _write_run_info(model_dir, task_config):

@@ -203,6 +203,19 @@ class InputPipeline:
     def num_examples(self, split: str) -> int:
         return len(self.split_frame(split))
 
+    def max_batches(self, split: str, training: bool = True) -> int:
+        """The most batches one epoch of `split` can have.
+
+        `ceil(n / batch_size)`; bucketed training batches (by clip length) can flush one partial
+        batch per bucket, so up to `len(buckets) - 1` more. The trainer plans its learning-rate
+        schedule with this, so the schedule never ends before training does.
+        """
+        n = self.num_examples(split)
+        batches = -(-n // self.config.batch_size)
+        if self._bucketed(training):
+            batches += len(self._bucket_boundaries())
+        return batches
+
     def _epoch_order(self, labels, epoch):
         rng = np.random.default_rng([self.config.seed, epoch])
         n = len(labels)
@@ -269,11 +282,18 @@ class InputPipeline:
 
     # --- batching -------------------------------------------------------------------------------
 
+    def _bucketed(self, training):
+        return bool(training and self.config.bucket and self.config.needs_audio)
+
+    def _bucket_boundaries(self):
+        """Clip-length boundaries (samples) of the 4 training buckets."""
+        step = max(self.config.max_samples // 4, 1)
+        return [step, 2 * step, 3 * step]
+
     def _batch(self, ds, training):
         cfg = self.config
-        if training and cfg.bucket and cfg.needs_audio:
-            step = max(cfg.max_samples // 4, 1)
-            boundaries = [step, 2 * step, 3 * step]
+        if self._bucketed(training):
+            boundaries = self._bucket_boundaries()
             return ds.bucket_by_sequence_length(
                 element_length_func=lambda ex: ex["audio_length"],
                 bucket_boundaries=boundaries,

@@ -28,6 +28,10 @@ import math
 import keras
 from keras import layers, ops
 
+# A w2v2_classifier trained on a pretrained checkpoint (--audio_encoder) holds tfsent.encoders layers;
+# importing them here registers them before bin/evaluate, bin/export or a resumed run loads model.keras
+# (the loaders import every model module through the registry).
+import tfsent.encoders.audio  # noqa: F401
 from tfsent.models import registry
 from tfsent.models.layers import (
     ApplyTimeMask,
@@ -157,8 +161,10 @@ class MacaronAttention(layers.Layer):
             padding_mask = ops.ones((b, t), dtype="int32")
         key_mask = ops.cast(padding_mask, "bool")
         if self.num_memory_kv:
-            mem_k = ops.broadcast_to(ops.cast(self.memory_k, k.dtype)[None], (b,) + self.memory_k.shape)
-            mem_v = ops.broadcast_to(ops.cast(self.memory_v, v.dtype)[None], (b,) + self.memory_v.shape)
+            # tuple(): under a distribution strategy `.shape` can be a TensorShape, which cannot
+            # take the symbolic batch size `b` as a dimension.
+            mem_k = ops.broadcast_to(ops.cast(self.memory_k, k.dtype)[None], (b,) + tuple(self.memory_k.shape))
+            mem_v = ops.broadcast_to(ops.cast(self.memory_v, v.dtype)[None], (b,) + tuple(self.memory_v.shape))
             k = ops.concatenate([mem_k, k], axis=2)
             v = ops.concatenate([mem_v, v], axis=2)
             key_mask = ops.concatenate(
@@ -365,7 +371,9 @@ class MaskedInstanceNorm1D(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package="tfsent")
+# Registered under its own name: tfsent.encoders.audio has a (differently configured)
+# PositionalConvEmbedding too, and one registered name can only map to one class.
+@keras.saving.register_keras_serializable(package="tfsent", name="RandomInitPositionalConvEmbedding")
 class PositionalConvEmbedding(layers.Layer):
     """wav2vec2's convolutional relative position embedding: grouped Conv1D (even kernel) → GELU.
 
@@ -712,8 +720,18 @@ def w2v2_classifier(
     encoder_dropout=0.1,
     dropout=0.2,
     freeze_feature_encoder=True,
+    audio_encoder=None,
 ):
-    """Randomly initialised; a pretrained encoder goes through `w2v2_classifier_from_encoder`."""
+    """Randomly initialised, or on a pretrained `audio_encoder` (what `tfsent.encoders.load_audio_encoder`
+    returns, or its `.model`; `bin/train --audio_encoder=DIR` loads it with `num_layers` layers), in
+    which case the architecture arguments (`hidden_dim` ... `encoder_dropout`) are not used."""
+    if audio_encoder is not None:
+        return w2v2_classifier_from_encoder(
+            getattr(audio_encoder, "model", audio_encoder),
+            num_classes=num_classes,
+            dropout=dropout,
+            freeze_feature_encoder=freeze_feature_encoder,
+        )
     encoder = wav2vec2_encoder(
         conv_dim=tuple(conv_dim),
         conv_kernel=tuple(conv_kernel),

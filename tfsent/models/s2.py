@@ -287,8 +287,20 @@ def load_backbone(model_dir, backbone_name):
             f"{path}: the saved model {model.name!r} has no sub-model {backbone_name!r}; "
             f"was it trained as an S2 regressor?"
         ) from None
-    backbone.trainable = False
+    freeze(backbone)
     return backbone
+
+
+def freeze(layer):
+    """Makes `layer` and every layer inside it non-trainable.
+
+    Not `layer.trainable = False` alone: under the TensorFlow backend that assignment is skipped when
+    the value does not change, and a layer deserialized with `trainable=False` (a frozen KoBERT inside
+    a saved valence regressor) holds sublayers built afterwards that are still trainable, so they
+    would be fine-tuned in stage 3.
+    """
+    for sub in layer._flatten_layers(include_self=True, recursive=True):
+        keras.layers.Layer.trainable.fset(sub, False)
 
 
 @registry.register(
@@ -357,6 +369,7 @@ __all__ = [
     "PackedConcatenate",
     "arousal_backbone",
     "arousal_regressor",
+    "freeze",
     "load_backbone",
     "va_fusion_classifier",
     "valence_backbone",

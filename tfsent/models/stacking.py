@@ -47,12 +47,18 @@ def stacking(*, base_models="", base_runs="", n_splits=5, c=1.0, seed=0):
     `base_runs`: `:`-separated run directories of Keras base models (see module docstring)."""
     meta = LogisticRegression(C=c, max_iter=2000)
     meta.tfsent_stacking = {
-        "base_models": [m for m in str(base_models).split(":") if m],
-        "base_runs": [r for r in str(base_runs).split(":") if r],
+        "base_models": _names(base_models),
+        "base_runs": _names(base_runs),
         "n_splits": int(n_splits),
         "seed": int(seed),
     }
     return meta
+
+
+def _names(value):
+    """`a:b` (a string) or `("a", "b")` (what `--model_kwargs` parses `a:b` into) → `["a", "b"]`."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
+    return [str(p) for p in parts if str(p)]
 
 
 def out_of_fold_probabilities(make_estimator, inputs, labels, *, num_classes, n_splits=5, groups=None, seed=0):

@@ -36,6 +36,10 @@ def define_train_flags():
     _group(g, flags.DEFINE_string, "manifest", None, "manifest.csv written by bin/prepare.")
     _group(g, flags.DEFINE_enum, "task", "classification", ["classification", "valence", "arousal"],
            "What to predict: the emotion class, or the valence / arousal mean (regression).")
+    _group(g, flags.DEFINE_enum, "classes", None, ["4", "5", "7", "binary"],
+           "A check, not a setting: the class set the run expects. The classes always come from the "
+           "manifest (bin/prepare --classes=...); when set and the manifest's sidecar holds another "
+           "class set, bin/train stops naming both.")
     _group(g, flags.DEFINE_string, "train_split", "train", "Manifest split used for training.")
     _group(g, flags.DEFINE_string, "valid_split", "valid",
            "Manifest split used for model selection (early stopping, best checkpoint). The test split "
@@ -74,12 +78,17 @@ def define_train_flags():
     _group(g, flags.DEFINE_boolean, "balanced_sampling", False,
            "Sample training examples with equal probability per class (epoch size unchanged).")
     _group(g, flags.DEFINE_list, "augment_classes", [], "Augment only examples of these classes "
-           "(names; seed 002 augments minority classes). Empty: all classes.")
+           "(names; seed 002 augments minority classes). Empty: all classes. A known emotion the "
+           "manifest does not have (e.g. surprise on a 4-class manifest) is skipped with a warning; "
+           "an unknown name is an error.")
     _group(g, flags.DEFINE_list, "audio_augment", [], "Audio augmentation (waveform and SpecAugment), "
            "key=value pairs of tfsent.audio.augment.AudioAugmentConfig, ranges as lo:hi "
-           "(e.g. noise_prob=0.5,noise_snr_db=10:30,freq_mask_prob=0.5).")
+           "(e.g. noise_prob=0.5,noise_snr_db=10:30,freq_mask_prob=0.5). preset=seed001 (noise, "
+           "stretch, pitch) or preset=seed002 (frequency masks) starts from a seed recipe; the other "
+           "pairs override it (preset=seed002,freq_mask_width=2:4).")
     _group(g, flags.DEFINE_list, "text_augment", [], "Text augmentation settings, key=value pairs of "
-           "tfsent.text.augment.TextAugmentConfig.")
+           "tfsent.text.augment.TextAugmentConfig (swap_ratio, deletion_rate, apply_prob); "
+           "preset=seed002 is random swap + deletion of 30% of the tokens.")
 
     # --- model ----------------------------------------------------------------------------------
     g = "model"
@@ -105,6 +114,19 @@ def define_train_flags():
            "Stop after this many epochs without improvement of --selection_metric (0: off).")
     _group(g, flags.DEFINE_string, "selection_metric", None, "Validation metric for early stopping and the "
            "best checkpoint (default macro_f1 for classification, ccc for regression; 'loss' allowed).")
+    _group(g, flags.DEFINE_boolean, "freeze_encoder", False,
+           "Freeze the pretrained encoder (--text_encoder / --audio_encoder) inside the model: "
+           "embeddings, every transformer layer and wav2vec2's feature encoder; the head trains.")
+    _group(g, flags.DEFINE_integer, "trainable_encoder_layers", None,
+           "Fine-tune only the top N transformer layers of the pretrained encoder (embeddings and the "
+           "lower layers frozen). 0 is --freeze_encoder. Default: every layer trains (unless the model "
+           "freezes its encoder itself, e.g. valence_regressor, conv1d_fusion).")
+    _group(g, flags.DEFINE_boolean, "freeze_feature_encoder", False,
+           "Freeze wav2vec2 / HuBERT's convolutional feature encoder (seed 000), the rest trains.")
+    _group(g, flags.DEFINE_float, "layerwise_lr_decay", None,
+           "Layer-wise learning-rate decay for fine-tuning (e.g. 0.9): transformer layer i of N "
+           "learns at lr * decay^(N-i), the embeddings at lr * decay^(N+1), the head at lr. Needs "
+           "--optimizer=adam or adamw and a pretrained encoder in the model.")
     _group(g, flags.DEFINE_integer, "seed", 42, "Seed for initialisation, shuffling and augmentation.")
     _group(g, flags.DEFINE_boolean, "deterministic", False, "TF op determinism + fixed seeds (slower).")
 
@@ -141,6 +163,34 @@ def _register_validators():
     for name in ("warmup_steps", "early_stopping_patience", "weight_decay", "tensorboard_audio_examples"):
         flags.register_validator(name, lambda v: v is None or v >= 0, f"--{name} must be >= 0")
     flags.register_validator("epochs", lambda v: v >= 1, "--epochs must be at least 1")
+    flags.register_validator("trainable_encoder_layers", lambda v: v is None or v >= 0,
+                             "--trainable_encoder_layers must be >= 0")
+    flags.register_validator("layerwise_lr_decay", lambda v: v is None or 0 < v <= 1,
+                             "--layerwise_lr_decay must be in (0, 1]")
+    flags.register_multi_flags_validator(
+        ["freeze_encoder", "trainable_encoder_layers"],
+        lambda f: not (f["freeze_encoder"] and f["trainable_encoder_layers"]),
+        "--freeze_encoder and --trainable_encoder_layers=N (N > 0) contradict each other: choose one",
+    )
+    flags.register_multi_flags_validator(
+        ["freeze_encoder", "trainable_encoder_layers", "freeze_feature_encoder", "layerwise_lr_decay",
+         "text_encoder", "audio_encoder"],
+        lambda f: f["text_encoder"] or f["audio_encoder"] or not (
+            f["freeze_encoder"] or f["trainable_encoder_layers"] is not None
+            or f["freeze_feature_encoder"] or f["layerwise_lr_decay"] is not None),
+        "--freeze_encoder, --trainable_encoder_layers, --freeze_feature_encoder and --layerwise_lr_decay "
+        "act on a pretrained encoder: set --text_encoder or --audio_encoder",
+    )
+    flags.register_multi_flags_validator(
+        ["layerwise_lr_decay", "optimizer"],
+        lambda f: f["layerwise_lr_decay"] is None or f["optimizer"] in ("adam", "adamw"),
+        "--layerwise_lr_decay needs --optimizer=adam or adamw",
+    )
+    flags.register_multi_flags_validator(
+        ["layerwise_lr_decay", "freeze_encoder"],
+        lambda f: f["layerwise_lr_decay"] is None or not f["freeze_encoder"],
+        "--layerwise_lr_decay with --freeze_encoder: a frozen encoder has no learning rate to decay",
+    )
     flags.register_validator("cpu_devices", lambda v: v >= 0, "--cpu_devices must be >= 0")
     flags.register_validator("clipnorm", positive, "--clipnorm must be positive (or unset)")
     flags.register_multi_flags_validator(

@@ -127,6 +127,24 @@ class EmotionTask:
             )
         return self._text_encoder
 
+    def _load_audio_encoder(self, kwargs, params):
+        """The --audio_encoder checkpoint, keeping the builder's `num_layers` transformer layers."""
+        from tfsent.encoders import load_audio_encoder
+
+        num_layers = kwargs.get("num_layers")
+        if num_layers is None and "num_layers" in params:
+            default = params["num_layers"].default
+            num_layers = None if default is params["num_layers"].empty else default
+        encoder = load_audio_encoder(self.config.audio_encoder, num_layers=num_layers)
+        rate = self.config.feature.get("sample_rate")
+        if rate != encoder.sample_rate:
+            raise ValueError(f"--audio_encoder={self.config.audio_encoder} expects {encoder.sample_rate} Hz "
+                             f"audio, but --sample_rate={rate}")
+        if self.config.feature.get("kind") != "waveform":
+            raise ValueError(f"--audio_encoder takes the waveform: use --features=waveform, "
+                             f"not {self.config.feature.get('kind')}")
+        return encoder
+
     def vocab_size(self):
         if self.config.vocabulary:
             with open(self.config.vocabulary, encoding="utf-8") as f:
@@ -155,8 +173,16 @@ class EmotionTask:
             kwargs["init_from"] = dict(cfg.init_from)
         if "text_encoder" in params and cfg.text_encoder:
             kwargs["text_encoder"] = self._load_text_encoder()
-        if "audio_encoder" in params and cfg.audio_encoder:
-            kwargs["audio_encoder"] = cfg.audio_encoder
+        if cfg.text_encoder and "text_encoder" not in params and (
+                self.entry.modality == "audio" or "vocab_size" in params):
+            # A model with its own token embedding would index it with the encoder's token ids.
+            raise ValueError(f"--text_encoder: model {cfg.model!r} does not take a pretrained text encoder "
+                             f"(models that do: {', '.join(_models_taking('text_encoder'))})")
+        if cfg.audio_encoder:
+            if "audio_encoder" not in params:
+                raise ValueError(f"--audio_encoder: model {cfg.model!r} does not take a pretrained audio "
+                                 f"encoder (models that do: {', '.join(_models_taking('audio_encoder'))})")
+            kwargs["audio_encoder"] = self._load_audio_encoder(kwargs, params)
         model = self.entry.builder(**kwargs)
         self._model_inputs = registry.input_names(model)
         return model
@@ -172,11 +198,15 @@ class EmotionTask:
     def pipeline(self) -> InputPipeline:
         if self._pipeline is None:
             cfg = self.config
+            overrides = dict(self._pipeline_overrides)
+            if overrides.get("text_augment") is not None and self.text_preprocessor() is not None:
+                overrides["text_augment"] = _protect_special_tokens(
+                    overrides["text_augment"], self.text_preprocessor())
             pipeline_config = PipelineConfig(
                 feature=cfg.feature_config,
                 max_seconds=cfg.max_seconds,
                 model_inputs=self.model_inputs,
-                **self._pipeline_overrides,
+                **overrides,
             )
             self._pipeline = InputPipeline(
                 self.frame, self.sidecar, pipeline_config,
@@ -207,6 +237,30 @@ class EmotionTask:
 
     def output_key(self):
         return "logits" if self.is_classification else self.config.task
+
+
+def _protect_special_tokens(config, preprocessor):
+    """Text augmentation with the tokenizer's own [CLS]/[SEP]/[PAD] ids protected.
+
+    `TextAugmentConfig` defaults to tfsent's WordPiece ids; a pretrained encoder's tokenizer numbers
+    its special tokens differently (klue/roberta-base: [CLS]=0, [PAD]=1, [SEP]=2).
+    """
+    ids = {}
+    for name in ("cls_id", "start_id", "sep_id", "end_id", "pad_id"):
+        value = getattr(preprocessor, name, None)
+        if value is not None:
+            ids[name] = int(value)
+    if "pad_id" not in ids:
+        return config
+    protected = set(ids.values())
+    default = next(f.default for f in dataclasses.fields(config) if f.name == "protected_ids")
+    if tuple(config.protected_ids) != tuple(default):  # ids the user chose stay protected too
+        protected |= set(config.protected_ids)
+    return dataclasses.replace(config, protected_ids=tuple(sorted(protected)), pad_id=ids["pad_id"])
+
+
+def _models_taking(parameter):
+    return [name for name in registry.names() if parameter in registry.get(name).parameters] or ["none"]
 
 
 def _atomic_write_text(path, text):

@@ -55,6 +55,10 @@ class TrainerConfig:
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     clipnorm: float | None = None
+    freeze_encoder: bool = False
+    trainable_encoder_layers: int | None = None
+    freeze_feature_encoder: bool = False
+    layerwise_lr_decay: float | None = None
     early_stopping_patience: int = 0
     selection_metric: str | None = None
     seed: int = 42
@@ -93,26 +97,62 @@ class Trainer:
 
     # --- set-up ---------------------------------------------------------------------------------
 
-    def _steps_per_epoch(self, n_train):
-        steps = math.ceil(n_train / self.config.batch_size)
-        pipeline_config = self.task.pipeline().config
-        if pipeline_config.bucket and pipeline_config.needs_audio:
-            # Length bucketing (4 buckets in tfsent.data.pipeline) flushes up to one partial batch per
-            # bucket: plan the learning-rate schedule for the most batches an epoch can have, so it
-            # never reaches its end (lr 0 for cosine/linear) before training does.
-            steps += 3
+    def _steps_per_epoch(self):
+        # Length bucketing can flush one partial batch per bucket: plan the learning-rate schedule
+        # for the most batches an epoch can have, so it never reaches its end (lr 0 for
+        # cosine/linear) before training does.
+        steps = self.task.pipeline().max_batches(self.config.train_split, training=True)
         if self.config.steps_per_epoch:
             steps = min(steps, self.config.steps_per_epoch)
         return steps
 
-    def _build_optimizer(self, total_steps):
+    def _configure_encoder(self, model):
+        """Applies --freeze_encoder / --trainable_encoder_layers / --freeze_feature_encoder to the
+        pretrained encoder inside `model`; returns the layer-wise lr multipliers (or None)."""
+        from tfsent.training.optimizers import freeze_encoder, layerwise_lr_multipliers
+
+        c = self.config
+        asked = [name for name, on in (
+            ("--freeze_encoder", c.freeze_encoder),
+            ("--trainable_encoder_layers", c.trainable_encoder_layers is not None),
+            ("--freeze_feature_encoder", c.freeze_feature_encoder),
+            ("--layerwise_lr_decay", c.layerwise_lr_decay is not None)) if on]
+        if asked and not (self.task.config.text_encoder or self.task.config.audio_encoder):
+            raise TrainingError(f"{', '.join(asked)} act on a pretrained encoder, but neither --text_encoder "
+                                f"nor --audio_encoder is set")
+        if c.freeze_encoder or c.trainable_encoder_layers is not None or c.freeze_feature_encoder:
+            trainable = 0 if c.freeze_encoder else (
+                -1 if c.trainable_encoder_layers is None else c.trainable_encoder_layers)
+            frozen = freeze_encoder(model, trainable_layers=trainable,
+                                    freeze_feature_encoder=c.freeze_feature_encoder or c.freeze_encoder)
+            if not frozen:
+                raise TrainingError(
+                    f"--freeze_encoder / --trainable_encoder_layers / --freeze_feature_encoder: model "
+                    f"{model.name!r} has no pretrained encoder layers (transformer_layer_<i>, "
+                    f"token_embedding, feature_extractor); pass --text_encoder or --audio_encoder")
+            self.log(f"frozen encoder layers: {', '.join(frozen)}")
+        if c.layerwise_lr_decay is None:
+            return None
+        try:
+            multipliers = layerwise_lr_multipliers(model, c.layerwise_lr_decay)
+        except ValueError as e:
+            raise TrainingError(f"--layerwise_lr_decay: {e} (it needs a pretrained encoder: "
+                                f"--text_encoder or --audio_encoder)") from None
+        if not multipliers:
+            raise TrainingError("--layerwise_lr_decay: every encoder layer is frozen; nothing to decay")
+        self.log(f"layer-wise lr decay {c.layerwise_lr_decay}: {len(multipliers)} encoder variables, "
+                 f"multipliers {min(multipliers.values()):.3g}..{max(multipliers.values()):.3g}")
+        return multipliers
+
+    def _build_optimizer(self, total_steps, lr_multipliers=None):
         from tfsent.training.optimizers import make_learning_rate_schedule, make_optimizer
 
         c = self.config
         schedule = make_learning_rate_schedule(
             c.lr_schedule, c.learning_rate, total_steps=total_steps, warmup_steps=c.warmup_steps
         )
-        optimizer = make_optimizer(c.optimizer, schedule, weight_decay=c.weight_decay, clipnorm=c.clipnorm)
+        optimizer = make_optimizer(c.optimizer, schedule, weight_decay=c.weight_decay, clipnorm=c.clipnorm,
+                                   lr_multipliers=lr_multipliers)
         if c.mixed_precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
@@ -129,6 +169,7 @@ class Trainer:
             # the process did before: vocabulary training, other models).
             keras.utils.set_random_seed(c.seed)
             model = task.build_model()
+            lr_multipliers = self._configure_encoder(model)
             # Models with a Normalization layer (S1 conv1d_fusion) standardise with statistics of the
             # training split only; they are saved with the model (and overwritten by a resume).
             from tfsent.models.s1 import adapt_normalization
@@ -138,8 +179,8 @@ class Trainer:
                 self.log(f"adapted {', '.join(adapted)} on the {c.train_split} split")
             n_train = task.pipeline().num_examples(c.train_split)
             task.pipeline().num_examples(c.valid_split)  # fails early, naming the split, when empty
-            steps_per_epoch = self._steps_per_epoch(n_train)
-            optimizer = self._build_optimizer(steps_per_epoch * c.epochs)
+            steps_per_epoch = self._steps_per_epoch()
+            optimizer = self._build_optimizer(steps_per_epoch * c.epochs, lr_multipliers)
             optimizer.build(model.trainable_variables)
         # Loop bookkeeping lives outside the strategy scope: plain variables, read and written by the
         # Python loop only (and a string variable could not be mirrored across workers).
