@@ -24,10 +24,9 @@ from tfsent.corpus.common import ReaderOutput
 from tfsent.corpus.common import Reject
 from tfsent.corpus.common import Row
 from tfsent.corpus.common import index_files
-from tfsent.corpus.common import read_csv_rows
-from tfsent.corpus.common import safe_relpath
 from tfsent.corpus.encoding import DecodeError
-from tfsent.corpus.kemdy20 import is_subheader
+from tfsent.corpus.kemdy20 import annotation_rows
+from tfsent.corpus.kemdy20 import match_segment_id
 from tfsent.corpus.kemdy20 import parse_va
 from tfsent.corpus.kemdy20 import rater_votes
 from tfsent.corpus.kemdy20 import read_transcript
@@ -61,21 +60,9 @@ def read_kemdy19(data_dir, label_rule="total", min_agree=3, progress=None):
     seen = {}
     for file_session, file_gender, name in tables:
         relname = f"annotation/{name}"
-        first = True
-        for line, fields in read_csv_rows(os.path.join(ann_dir, name), relname, out):
-            if first:
-                first = False
-                # The header row; a file without one starts with data, which is kept.
-                if not (len(fields) > _COL_ID and _SEGMENT.match(fields[_COL_ID])):
-                    continue
-                out.notes["files_without_header_row"] += 1
-            if len(fields) > _COL_EMOTION and is_subheader(fields[_COL_EMOTION]):
-                out.notes["subheader_rows_skipped"] += 1
-                continue
-            out.rows_read += 1
-            if bar:
-                bar.update()
-            utt_id = fields[_COL_ID] if len(fields) > _COL_ID else ""
+        rows = annotation_rows(os.path.join(ann_dir, name), relname, out, id_column=_COL_ID,
+                               emotion_column=_COL_EMOTION, segment=_SEGMENT, bar=bar)
+        for line, fields, utt_id in rows:
 
             def reject(reason, value=""):
                 out.rejects.append(Reject(relname, line, utt_id, reason, value))
@@ -83,12 +70,9 @@ def read_kemdy19(data_dir, label_rule="total", min_agree=3, progress=None):
             if len(fields) <= _COL_AROUSAL:
                 reject("malformed_row", f"{len(fields)} fields, expected 43")
                 continue
-            m = _SEGMENT.match(utt_id)
-            if not m:
-                if safe_relpath(f"wav/Session{file_session:02d}/{utt_id}.wav") is None:
-                    reject("path_outside_data_dir", repr(utt_id))
-                else:
-                    reject("bad_segment_id", repr(utt_id))
+            m, problem = match_segment_id(utt_id, file_session, _SEGMENT)
+            if problem:
+                reject(*problem)
                 continue
             if int(m.group(1)) != file_session:
                 reject("session_mismatch", f"{utt_id!r} in {name}")

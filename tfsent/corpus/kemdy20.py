@@ -46,6 +46,38 @@ def is_subheader(emotion_cell):
     return emotion_cell.strip().lower() == "emotion"
 
 
+def annotation_rows(path, relname, out, *, id_column, emotion_column, segment, bar=None):
+    """The data rows of a KEMDy annotation CSV, as `(line, fields, utt_id)`.
+
+    Skips the header row (a file without one starts with data, which is kept) and the rater
+    sub-header row, noting both in `out.notes`, and counts every data row in `out.rows_read`.
+    """
+    first = True
+    for line, fields in read_csv_rows(path, relname, out):
+        if first:
+            first = False
+            if not (len(fields) > id_column and segment.match(fields[id_column])):
+                continue
+            out.notes["files_without_header_row"] += 1
+        if len(fields) > emotion_column and is_subheader(fields[emotion_column]):
+            out.notes["subheader_rows_skipped"] += 1
+            continue
+        out.rows_read += 1
+        if bar:
+            bar.update()
+        yield line, fields, fields[id_column] if len(fields) > id_column else ""
+
+
+def match_segment_id(utt_id, file_session, segment):
+    """`(match, None)` for a well-formed segment id, else `(None, (reason, value))` for the rejects."""
+    m = segment.match(utt_id)
+    if m:
+        return m, None
+    if safe_relpath(f"wav/Session{file_session:02d}/{utt_id}.wav") is None:
+        return None, ("path_outside_data_dir", repr(utt_id))
+    return None, ("bad_segment_id", repr(utt_id))
+
+
 def parse_va(text, name, out):
     """A 1-5 valence/arousal mean as float; NaN (noted) when missing or invalid."""
     value = parse_float(text)
@@ -115,21 +147,9 @@ def read_kemdy20(data_dir, label_rule="total", min_agree=3, progress=None):
     seen = {}
     for file_session, name in tables:
         relname = f"annotation/{name}"
-        first = True
-        for line, fields in read_csv_rows(os.path.join(ann_dir, name), relname, out):
-            if first:
-                first = False
-                # The header row; a file without one starts with data, which is kept.
-                if not (len(fields) > 3 and _SEGMENT.match(fields[3])):
-                    continue
-                out.notes["files_without_header_row"] += 1
-            if len(fields) > 4 and is_subheader(fields[4]):
-                out.notes["subheader_rows_skipped"] += 1
-                continue
-            out.rows_read += 1
-            if bar:
-                bar.update()
-            utt_id = fields[3] if len(fields) > 3 else ""
+        rows = annotation_rows(os.path.join(ann_dir, name), relname, out, id_column=3,
+                               emotion_column=4, segment=_SEGMENT, bar=bar)
+        for line, fields, utt_id in rows:
 
             def reject(reason, value=""):
                 out.rejects.append(Reject(relname, line, utt_id, reason, value))
@@ -137,12 +157,9 @@ def read_kemdy20(data_dir, label_rule="total", min_agree=3, progress=None):
             if len(fields) < 7:
                 reject("malformed_row", f"{len(fields)} fields, expected 37")
                 continue
-            m = _SEGMENT.match(utt_id)
-            if not m:
-                if safe_relpath(f"wav/Session{file_session:02d}/{utt_id}.wav") is None:
-                    reject("path_outside_data_dir", repr(utt_id))
-                else:
-                    reject("bad_segment_id", repr(utt_id))
+            m, problem = match_segment_id(utt_id, file_session, _SEGMENT)
+            if problem:
+                reject(*problem)
                 continue
             id_session = int(m.group(1))
             original_id = utt_id

@@ -68,8 +68,6 @@ def define_train_flags():
     _group(g, flags.DEFINE_integer, "sequence_length", 32, "Tokens per text, [CLS] and [SEP] included.")
     _group(g, flags.DEFINE_string, "text_encoder", None, "Local Hugging Face checkpoint folder for the text side.")
     _group(g, flags.DEFINE_string, "audio_encoder", None, "Local Hugging Face checkpoint folder for the audio side.")
-    _group(g, flags.DEFINE_integer, "shuffle_buffer", 0, "Unused: the pipeline shuffles the whole index "
-           "per epoch (deterministic from --seed and the epoch).")
     _group(g, flags.DEFINE_boolean, "cache_audio", False, "Cache decoded, resampled waveforms in memory "
            "(fast for small corpora; augmentation still runs fresh every epoch).")
     _group(g, flags.DEFINE_string, "snapshot_dir", None, "tf.data snapshot of decoded audio on disk.")
