@@ -5,6 +5,7 @@ a fresh process that imports only tensorflow + tensorflow_text → bin/predict."
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,26 @@ pytestmark = pytest.mark.slow
 
 TINY_MODEL = "--model_kwargs=filters=16,num_layers=2,hidden=16,embedding_dim=16"
 
+# What TensorFlow's native code writes before absl's C++ logging is initialised; nothing in Python
+# can silence it in TF 2.21 (tfsent.core.logs). Every other stderr line of a quiet run is a failure.
+NATIVE_STARTUP = re.compile(r"^([IWEF]0000 00:00:|WARNING: All log messages before absl::InitializeLog\(\))")
+PYTHON_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] ")
+
+
+def run_bin(name, *args):
+    """Runs the real `bin/<name>` script (TF_CPP_MIN_LOG_LEVEL as bin/_run sets it by default)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([os.path.join(REPO, "bin", name), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert proc.returncode == 0, f"bin/{name} exited {proc.returncode}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def assert_quiet(proc):
+    """No TensorFlow / absl / matplotlib log lines on stderr, only native start-up lines."""
+    noise = [line for line in proc.stderr.splitlines() if line.strip() and not NATIVE_STARTUP.match(line)]
+    assert not noise, "log lines on stderr:\n" + "\n".join(noise[:20])
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_corpus, tmp_path_factory):
@@ -27,7 +48,7 @@ def trained(tiny_corpus, tmp_path_factory):
         f"--model_dir={model_dir}", "--epochs=2", "--batch_size=8", "--vocab_size=300", TINY_MODEL, "--selection_metric=macro_f1",
         "--max_seconds=2", "--progress=false",
     )
-    return {"model_dir": model_dir, "stdout": proc.stdout, **tiny_corpus}
+    return {"model_dir": model_dir, "stdout": proc.stdout, "proc": proc, **tiny_corpus}
 
 
 def test_train_writes_model_checkpoints_and_tensorboard(trained):
@@ -42,12 +63,13 @@ def test_train_writes_model_checkpoints_and_tensorboard(trained):
     info = json.load(open(os.path.join(d, "run_info.json")))
     assert len(info["manifest_sha256"]) == 64 and info["versions"]["tensorflow"].startswith("2.21")
     assert "tensorboard --logdir" in trained["stdout"]
+    assert_quiet(trained["proc"])  # no checkpoint-writer INFO lines (functional_saver.py) at every save
     summary = json.load(open(os.path.join(d, "train_summary.json")))
     assert summary["selection_metric"] == "macro_f1" and summary["epochs_run"] == 2
 
 
 def test_evaluate_writes_whole_split_metrics(trained):
-    run_cli("evaluate", f"--model_dir={trained['model_dir']}")
+    assert_quiet(run_bin("evaluate", f"--model_dir={trained['model_dir']}"))
     out = os.path.join(trained["model_dir"], "eval")
     m = json.load(open(os.path.join(out, "metrics.json")))
     for key in ("accuracy", "unweighted_accuracy", "macro_f1", "weighted_f1", "confusion_matrix",
@@ -65,11 +87,13 @@ def test_evaluate_writes_whole_split_metrics(trained):
 
 def test_export_loads_in_a_tf_only_process_and_predict_cli(trained, tmp_path):
     export_dir = str(tmp_path / "exports")
-    run_cli("export", f"--model_dir={trained['model_dir']}", f"--export_dir={export_dir}")
+    assert_quiet(run_bin("export", f"--model_dir={trained['model_dir']}", f"--export_dir={export_dir}"))
     version_dir = os.path.join(export_dir, "demo_fusion", "1")
     assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
-    # A second export becomes version 2; no temporary dirs are left behind.
-    run_cli("export", f"--model_dir={trained['model_dir']}", f"--export_dir={export_dir}")
+    # A second export becomes version 2; no temporary dirs are left behind. absl's --verbosity brings
+    # the INFO lines back (the SavedModel writer's).
+    loud = run_bin("export", f"--model_dir={trained['model_dir']}", f"--export_dir={export_dir}", "--verbosity=0")
+    assert any(PYTHON_LOG_LINE.match(line) for line in loud.stderr.splitlines()), loud.stderr[-3000:]
     assert sorted(os.listdir(os.path.join(export_dir, "demo_fusion"))) == ["1", "2"]
 
     script = textwrap.dedent(f"""
@@ -114,9 +138,11 @@ def test_export_loads_in_a_tf_only_process_and_predict_cli(trained, tmp_path):
 )
 def test_cli_errors_are_one_clear_line_and_nonzero(module, args, message, tmp_path):
     proc = run_cli(module, *args, check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not NATIVE_STARTUP.match(line)]
+    assert len(errors) == 1 and errors[0].startswith(f"bin/{module}: error: "), proc.stderr[-2000:]
 
 
 def test_train_rejects_unknown_model_and_unknown_model_kwargs(tiny_corpus, tmp_path):

@@ -144,9 +144,20 @@ def _same_weights(a, b):
     return len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb))
 
 
+SHARED = {"s2_shared"}  # included by the S2 stage flagfiles; not a run by itself
+
+
 def test_every_seed_flagfile_is_covered():
     files = {os.path.basename(p)[: -len(".flags")] for p in glob.glob(os.path.join(REPO, "configs", "s*.flags"))}
-    assert files == set(OVERRIDES) | set(S2_OVERRIDES)
+    assert files == set(OVERRIDES) | set(S2_OVERRIDES) | SHARED
+
+
+def test_s2_stages_share_one_flagfile():
+    for name in S2_OVERRIDES:
+        with open(os.path.join(REPO, "configs", f"{name}.flags"), encoding="utf-8") as f:
+            flags = [line for line in f.read().splitlines() if line.startswith("--")]
+        assert flags[0] == "--flagfile=configs/s2_shared.flags", name
+        assert not any(line.startswith(("--n_mels=", "--features=", "--sequence_length=")) for line in flags), name
 
 
 @pytest.mark.slow
@@ -155,11 +166,18 @@ def test_seed_flagfile_trains_end_to_end(name, runs):
     model_dir = runs["dirs"][name]
     proc = _check(runs["procs"][name])
     if name in SKLEARN:
-        with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
-            metrics = json.load(f)
+        with open(os.path.join(model_dir, "train_summary.json"), encoding="utf-8") as f:
+            metrics = json.load(f)["valid_metrics"]
         assert os.path.isfile(os.path.join(model_dir, "model.pkl"))
         assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["split"] == "valid"
         assert np.asarray(metrics["confusion_matrix"]).shape == (4, 4)
+        # A scikit-learn run is a run like any other: bin/evaluate scores it on the test split.
+        run_cli("evaluate", f"--model_dir={model_dir}")
+        with open(os.path.join(model_dir, "eval", "metrics.json"), encoding="utf-8") as f:
+            test = json.load(f)
+        assert test["split"] == "test" and test["num_examples"] == test["num_examples_in_split"] > 0
+        assert np.asarray(test["confusion_matrix"]).sum() == test["num_examples"]
+        assert os.path.isfile(os.path.join(model_dir, "eval", "predictions.csv"))
         return
     summary = _summary(model_dir)
     with open(os.path.join(model_dir, "tfsent_config.json"), encoding="utf-8") as f:
@@ -201,7 +219,7 @@ def test_s2_regressors_train(runs):
 
 @pytest.mark.slow
 def test_s2_fusion_reuses_the_trained_regressor_backbones(runs):
-    from tfsent.models.s2 import AUDIO_BACKBONE, TEXT_BACKBONE
+    from tfsent.models.stages import AUDIO_BACKBONE, TEXT_BACKBONE
 
     dirs = runs["dirs"]
     _check(runs["procs"]["s2_3_va_fusion_classifier"])
@@ -215,6 +233,20 @@ def test_s2_fusion_reuses_the_trained_regressor_backbones(runs):
     with open(os.path.join(dirs["s2_3_va_fusion_classifier"], "eval", "metrics.json"), encoding="utf-8") as f:
         metrics = json.load(f)
     assert np.asarray(metrics["confusion_matrix"]).sum() == metrics["num_examples"] == 4
+
+
+@pytest.mark.slow
+def test_s2_fusion_refuses_stages_trained_with_other_settings(runs, tmp_path):
+    """Stage 3 with other audio features than stage 1 fails before training, naming the difference."""
+    dirs = runs["dirs"]
+    run = tmp_path / "mismatch"
+    err = _fails("--flagfile=configs/s2_3_va_fusion_classifier.flags", f"--manifest={runs['manifest']}",
+                 f"--model_dir={run}", *COMMON, *S2_OVERRIDES["s2_3_va_fusion_classifier"], "--n_mels=24",
+                 f"--init_from=arousal_regressor={dirs['s2_1_arousal_regressor']},"
+                 f"valence_regressor={dirs['s2_2_valence_regressor']}")
+    assert "arousal_regressor" in err and "different settings: feature" in err, err[-2000:]
+    assert "'n_mels': 24" in err and "'n_mels': 16" in err
+    assert not os.path.exists(os.path.join(run, "model.keras"))
 
 
 @pytest.mark.slow

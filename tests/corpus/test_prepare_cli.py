@@ -30,7 +30,7 @@ def test_error_paths_one_line_nothing_written(tmp_path, args, needle):
     proc = _prepare(*args)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("prepare: error:")
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("bin/prepare: error:")
     assert not out.exists() and not (data / "out").exists()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tfsent.corpus import prepare as prepare_lib
 from tfsent.corpus.aihub import read_aihub
-from tfsent.corpus.common import PrepareError
+from tfsent.corpus.common import PrepareError, StrictRejectsError
 from tfsent.corpus.prepare import PrepareOptions
 from tfsent.corpus.prepare import prepare
 
@@ -237,6 +237,6 @@ def test_strict_ignores_policy_exclusions(kemdy19_corpus, tmp_path):
     opts = _opts("kemdy19", root, tmp_path, tie_policy="first", strict=True)
     result = prepare_lib.run_prepare(opts, stdout=open(os.devnull, "w"))
     assert result.rejects and not result.errors  # only excluded_other_gender rows
-    with pytest.raises(PrepareError, match="--strict: 2 row"):
+    with pytest.raises(StrictRejectsError, match="--strict: 2 row"):
         prepare_lib.run_prepare(_opts("kemdy19", root, tmp_path, strict=True),
                                 stdout=open(os.devnull, "w"))

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 
 import numpy as np
 import pytest
@@ -161,3 +162,124 @@ def test_padded_batch_gives_each_clip_its_unpadded_features(manifest, preprocess
         t = int(i1["audio_mask"].sum())
         np.testing.assert_allclose(inputs["audio_features"][row, :t], i1["audio_features"][0, :t], atol=1e-4)
         assert inputs["audio_mask"][row].sum() == t
+
+
+# --- decoded-audio stores (cache_audio, snapshot_dir) ---
+
+STORE_AUG = dict(audio_augment=AudioAugmentConfig(noise_prob=1.0, gain_prob=1.0, freq_mask_prob=1.0,
+                                                  time_mask_prob=1.0),
+                 text_augment=TextAugmentConfig(swap_ratio=0.3))
+
+
+@pytest.fixture
+def moved_corpus(manifest, tmp_path):
+    """A private copy of the corpus (tests rename it away) and the sidecar that points to it."""
+    frame, sidecar = manifest
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sidecar["data_dir"], corpus)
+    return frame, dict(sidecar, data_dir=str(corpus)), corpus
+
+
+def store_pipeline(manifest, preprocessor, sidecar=None, **store):
+    frame, default_sidecar = manifest
+    config = PipelineConfig(feature=FeatureConfig(kind="log_mel", n_mels=32), batch_size=4, max_seconds=2.0,
+                            model_inputs=INPUTS, seed=7, **STORE_AUG, **store)
+    return InputPipeline(frame, sidecar or default_sidecar, config, text_preprocessor=preprocessor)
+
+
+@pytest.fixture(scope="module")
+def uncached(manifest, preprocessor):
+    """Batches of the uncached pipeline: {(epoch, training): batches}."""
+    pipe = store_pipeline(manifest, preprocessor)
+    return {(e, t): batches(pipe.dataset("train", training=t, epoch=e)) for e in (0, 1) for t in (True, False)}
+
+
+def assert_same_batches(expected, got):
+    assert len(expected) == len(got)
+    for (ie, te), (ig, tg) in zip(expected, got):
+        np.testing.assert_array_equal(te["index"], tg["index"])
+        assert set(ie) == set(ig)
+        for key in ie:
+            np.testing.assert_allclose(ie[key], ig[key], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("store", ["cache_audio", "snapshot_dir"])
+def test_store_gives_the_uncached_batches_and_decodes_once(manifest, preprocessor, uncached, moved_corpus,
+                                                           tmp_path, store):
+    """Two epochs, training (augmentation on) and eval, equal the uncached pipeline's; after the first
+    pass the clips come from the store (the corpus is gone and nothing changes)."""
+    frame, sidecar, corpus = moved_corpus
+    options = {"cache_audio": True} if store == "cache_audio" else {"snapshot_dir": str(tmp_path / "snap")}
+    pipe = store_pipeline(manifest, preprocessor, sidecar, **options)
+    assert_same_batches(uncached[0, True], batches(pipe.dataset("train", training=True, epoch=0)))
+    os.rename(corpus, str(corpus) + ".moved")
+    for epoch, training in ((1, True), (0, False), (1, False)):
+        assert_same_batches(uncached[epoch, training],
+                            batches(pipe.dataset("train", training=training, epoch=epoch)))
+
+
+def test_snapshot_is_reused_by_a_new_pipeline(manifest, preprocessor, uncached, moved_corpus, tmp_path):
+    frame, sidecar, corpus = moved_corpus
+    snap = tmp_path / "snap"
+    first = store_pipeline(manifest, preprocessor, sidecar, snapshot_dir=str(snap))
+    first.dataset("train", training=False)  # builds the snapshot of the train split
+    (built,) = os.listdir(snap / "train")
+    assert os.path.exists(snap / "train" / built / "index.json")
+    os.rename(corpus, str(corpus) + ".moved")
+    again = store_pipeline(manifest, preprocessor, sidecar, snapshot_dir=str(snap))
+    assert_same_batches(uncached[1, True], batches(again.dataset("train", training=True, epoch=1)))
+    assert os.listdir(snap / "train") == [built]
+
+
+def test_half_written_snapshot_is_not_used_and_gets_rebuilt(manifest, preprocessor, uncached, moved_corpus,
+                                                            tmp_path, monkeypatch):
+    from tfsent.data import decoded
+
+    frame, sidecar, _ = moved_corpus
+    snap = tmp_path / "snap"
+
+    def crash(*args):
+        raise KeyboardInterrupt("killed mid-way")
+
+    monkeypatch.setattr(decoded, "_write_clips", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store_pipeline(manifest, preprocessor, sidecar, snapshot_dir=str(snap)).dataset("train", training=False)
+    monkeypatch.undo()
+    assert os.listdir(snap / "train") == []  # the temporary directory went with the failure
+    # A crashed process's leftovers (a dead pid on this host) are removed by the next build.
+    pipe = store_pipeline(manifest, preprocessor, sidecar, snapshot_dir=str(snap))
+    name = "audio-v%d-%s" % (decoded.FORMAT_VERSION,
+                             decoded.fingerprint(pipe._tables(pipe.split_frame("train"))["path"], 16000))
+    stale = snap / "train" / f".{name}.tmp-{socket.gethostname()}-999999999-abc"
+    stale.mkdir()
+    assert_same_batches(uncached[0, False], batches(pipe.dataset("train", training=False)))
+    assert os.listdir(snap / "train") == [name]
+
+
+@pytest.mark.parametrize("store", ["cache_audio", "snapshot_dir"])
+def test_store_skips_and_logs_unreadable_audio(manifest, preprocessor, moved_corpus, tmp_path, capfd, store):
+    frame, sidecar, corpus = moved_corpus
+    victim = frame[frame["split"] == "train"].iloc[2]
+    with open(corpus / victim["audio_path"], "wb") as f:
+        f.write(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    options = {"cache_audio": True} if store == "cache_audio" else {"snapshot_dir": str(tmp_path / "snap")}
+    pipe = store_pipeline(manifest, preprocessor, sidecar, **options)
+    for training in (True, False):
+        got = np.concatenate([t["index"] for _, t in batches(pipe.dataset("train", training=training))])
+        assert len(got) == len(frame[frame["split"] == "train"]) - 1 and 2 not in got
+    assert victim["utt_id"] in capfd.readouterr().err
+    if store == "snapshot_dir":  # a reused snapshot names the clips it left out again
+        store_pipeline(manifest, preprocessor, sidecar, **options).dataset("train", training=False)
+        assert victim["utt_id"] in capfd.readouterr().err
+
+
+def test_augmented_waveforms_are_the_training_clips_peak_normalised(manifest, preprocessor):
+    pipe = store_pipeline(manifest, preprocessor)
+    clips = pipe.augmented_waveforms("train", count=3, epoch=1)
+    assert clips.dtype == tf.float32 and clips.shape[0] == 3
+    assert clips.shape[1] <= pipe.config.max_samples
+    np.testing.assert_allclose(np.abs(clips.numpy()).max(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(clips.numpy(), pipe.augmented_waveforms("train", count=3, epoch=1).numpy())
+    assert not np.allclose(clips.numpy(), pipe.augmented_waveforms("train", count=3, epoch=2).numpy())
+    text_only = make_pipeline(manifest, preprocessor, model_inputs=("token_ids", "padding_mask"))
+    assert text_only.augmented_waveforms("train", count=3) is None

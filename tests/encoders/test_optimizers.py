@@ -108,7 +108,7 @@ def test_freeze_audio_feature_encoder_only():
 
 def test_pretrained_audio_encoder_in_the_w2v2_classifier():
     """The model zoo's seed-000 head wraps a loaded encoder and freezes its feature extractor."""
-    from tfsent.models.s0 import w2v2_classifier_from_encoder
+    from tfsent.models.audio import w2v2_classifier_from_encoder
 
     enc = load_audio_encoder(os.path.join(DATA, "wav2vec2_layer"), num_layers=1)
     model = w2v2_classifier_from_encoder(enc.model, num_classes=4)

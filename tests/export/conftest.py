@@ -51,7 +51,7 @@ def make_model_dir(path, family, *, max_seconds=1.0):
     from tfsent.audio.features import FeatureConfig
     from tfsent.models import registry
     from tfsent.text.tokenizer import SPECIAL_TOKENS
-    from tfsent.training.task import EmotionTask, TaskConfig
+    from tfsent.tasks import EmotionTask, TaskConfig
 
     name, feature_kwargs, kwargs, task = FAMILIES[family]
     os.makedirs(path, exist_ok=True)
@@ -63,7 +63,7 @@ def make_model_dir(path, family, *, max_seconds=1.0):
         with open(vocabulary, "w", encoding="utf-8") as f:
             f.write("\n".join(list(SPECIAL_TOKENS) + WORDS) + "\n")
     config = TaskConfig(model=name, model_kwargs=dict(kwargs), task=task, classes=list(CLASSES),
-                        feature=dataclasses.asdict(feature), max_seconds=max_seconds,
+                        feature=feature, max_seconds=max_seconds,
                         sequence_length=SEQUENCE_LENGTH, vocabulary=vocabulary)
     keras.utils.set_random_seed(1)
     model = EmotionTask(config, None, {}).build_model()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfsent.corpus.manifest import write_manifest
 from tfsent.export import predict as predict_cli
 from tfsent.export.saved_model import wav_bytes
 from tfsent.serving import (ServingClient, ServingConnectionError, ServingRequestError,
@@ -138,12 +139,20 @@ def test_bin_predict_local_and_server(exports, server, tmp_path, kit):
 def test_bin_predict_manifest(exports, tmp_path, kit):
     (tmp_path / "audio").mkdir()
     (tmp_path / "audio" / "u1.wav").write_bytes(wav_bytes(kit.noise(0.5, seed=5), 16000))
-    (tmp_path / "manifest.json").write_text(json.dumps({"data_dir": str(tmp_path)}), encoding="utf-8")
-    (tmp_path / "manifest.csv").write_text(
-        "utt_id,audio_path,text,emotion,split\nu1,audio/u1.wav,오늘 정말 행복해요,happy,test\n"
-        "u2,audio/u1.wav,화가 나요,angry,train\n", encoding="utf-8")
-    items = predict_cli.collect_inputs(manifest=str(tmp_path / "manifest.csv"), split="test")
+    records = [{"utt_id": "u1", "audio_path": "audio/u1.wav", "text": "오늘 정말 행복해요", "emotion": "happy",
+                "split": "test"},
+               {"utt_id": "u2", "audio_path": "audio/u1.wav", "text": "화가 나요", "emotion": "angry",
+                "split": "train"}]
+    path = write_manifest(str(tmp_path), records, {"classes": kit.CLASSES, "data_dir": str(tmp_path)})
+    items = predict_cli.collect_inputs(manifest=path, split="test")
     rows = predict_cli.predict(predict_cli.LocalRunner(exports["demo_fusion"]), items, 4, out=io.StringIO())
     assert [(r["id"], r["emotion"]) for r in rows] == [("u1", "happy")]
     with pytest.raises(predict_cli.UsageError, match="no rows in split 'valid'"):
-        predict_cli.collect_inputs(manifest=str(tmp_path / "manifest.csv"), split="valid")
+        predict_cli.collect_inputs(manifest=path, split="valid")
+    # The manifest is read by tfsent.corpus.manifest.read_manifest: a CSV that its sidecar does not
+    # describe is the user's mistake, named as such.
+    (tmp_path / "manifest.csv").write_text("utt_id,audio_path,text\nu1,audio/u1.wav,네\n", encoding="utf-8")
+    with pytest.raises(predict_cli.UsageError, match="not a bin/prepare manifest"):
+        predict_cli.collect_inputs(manifest=path)
+    with pytest.raises(predict_cli.UsageError, match="no such file"):
+        predict_cli.collect_inputs(manifest=str(tmp_path / "nope.csv"))

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfsent.audio.features import AudioFrontend
 from tfsent.audio.io import decode_wav_bytes
+from tfsent.core.inputs import input_names
 from tfsent.export import saved_model as sm
 
 TOL = 1e-5
@@ -21,7 +22,7 @@ TOL = 1e-5
 def _reference(family, model_dirs, audio_rows=(), texts=None, truncate_window=None):
     """In-memory model → probabilities (classifier) or values (regressor), one row at a time."""
     config, model, text_preprocessor, _ = sm.load_for_export(model_dirs[family])
-    names = sm.model_input_names(model)
+    names = input_names(model)
     frontend = AudioFrontend(config.feature_config)
     n = len(audio_rows) or len(texts)
     results = []

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tfsent.models import layers as L
+from tfsent.models import transformer
 
 RNG = np.random.default_rng(0)
 
@@ -41,7 +42,7 @@ def test_statistics_pooling_and_last_valid_step():
 
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_transformer_block_is_padding_invariant(norm_first):
-    block = L.TransformerEncoderBlock(num_heads=2, intermediate_dim=16, norm_first=norm_first)
+    block = transformer.TransformerEncoderBlock(num_heads=2, intermediate_dim=16, norm_first=norm_first)
     x, mask = _batch([4, 7], 8)
     batched = keras.ops.convert_to_numpy(block(x, mask))
     alone = keras.ops.convert_to_numpy(block(x[:1, :4], mask[:1, :4]))
@@ -59,21 +60,12 @@ def test_masked_rnn_returns_state_at_last_real_step():
     np.testing.assert_allclose(batched[0], alone[0], atol=1e-5)
 
 
-def test_conv_frame_mask_matches_conv_lengths():
-    layer = L.ConvFrameMask([10, 3], [5, 2])
-    mask = (np.arange(400)[None] < np.array([[400], [123]])).astype("int32")
-    frames = np.zeros((2, 39, 1), "float32")  # (400-10)//5+1=79 -> (79-3)//2+1=39
-    out = keras.ops.convert_to_numpy(layer(mask, frames))
-    assert out.shape == (2, 39) and out.dtype == np.int32
-    assert out[0].sum() == 39 and out[1].sum() == ((123 - 10) // 5 + 1 - 3) // 2 + 1
-
-
 def test_layers_save_and_load(tmp_path):
     x_in = keras.Input((None, 8))
     m_in = keras.Input((None,), dtype="int32")
     h = L.SinusoidalPositionEncoding()(x_in)
     h = L.LearnedPositionEmbedding(16)(h)
-    h = L.TransformerEncoderBlock(2, 16, dropout=0.1)(h, m_in)
+    h = transformer.TransformerEncoderBlock(2, 16, dropout=0.1)(h, m_in)
     h = L.ApplyTimeMask()(h, m_in)
     seq = L.MaskedRNN(keras.layers.GRU(4, return_sequences=True))(h, m_in)
     out = keras.layers.Concatenate()(

@@ -1,4 +1,4 @@
-"""Every Keras seed model (tiny configurations): padding invariance, serialization, training."""
+"""Every registered Keras model (tiny configurations): padding invariance, serialization, training."""
 
 import os
 
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfsent.models import registry, s0, s1, s2
+from tfsent.encoders import load_audio_encoder
+from tfsent.models import audio, fusion, heads, registry, stages, text, transformer
 
 VOCAB = 40
 FEAT = 16
@@ -56,9 +57,9 @@ def _alone(batch, i, lengths):
 @pytest.fixture(scope="module")
 def s2_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("s2")
-    audio = s2.arousal_regressor(**TINY["arousal_regressor"][0])
-    text = s2.valence_regressor(**TINY["valence_regressor"][0])
-    for name, model in (("a", audio), ("v", text)):
+    arousal = audio.arousal_regressor(**TINY["arousal_regressor"][0])
+    valence = text.valence_regressor(**TINY["valence_regressor"][0])
+    for name, model in (("a", arousal), ("v", valence)):
         os.makedirs(root / name)
         model.save(str(root / name / "model.keras"))
     return {"arousal_regressor": str(root / "a"), "valence_regressor": str(root / "v")}
@@ -66,7 +67,7 @@ def s2_runs(tmp_path_factory):
 
 # name -> (builder kwargs, per-input trailing shapes, lengths per modality)
 TINY = {
-    # The design card's demo models (tfsent/models/demo.py).
+    # The design card's demo models.
     "conv1d_mel": (
         dict(num_classes=3, feature_dim=FEAT, filters=8, num_layers=2, hidden=8, dropout=0.0, branch_dropout=0.0),
         {"audio_features": (FEAT,)}, {"audio": [13, 23, 8]},
@@ -219,49 +220,49 @@ def test_model_is_padding_invariant_serializable_and_trains(name, s2_runs, tmp_p
     _check_trains(model, name)
 
 
-def test_s0_head_has_the_seed_parameter_count():
+def test_nn_classifier_head_has_the_seed_parameter_count():
     """Seed 000's NN_Classifier on the 4096-d [CLS] output, 7 classes: 4,299,510 parameters."""
     x_in = keras.Input((4096,))
-    logits = s0.nn_classifier_head(x_in, num_classes=7)
+    logits = heads.nn_classifier_head(x_in, num_classes=7)
     head = keras.Model(x_in, logits)
     assert head.count_params() == 4_299_510
     assert head.get_layer("head_attention").output.shape == (None, 2045)
 
 
-def test_s0_macaron_is_six_blocks_of_three_sublayers():
-    model = s0.macaron_text(num_classes=7, num_layers=6, hidden_dim=16, num_heads=2, head_dim=8,
+def test_macaron_text_is_six_blocks_of_three_sublayers():
+    model = text.macaron_text(num_classes=7, num_layers=6, hidden_dim=16, num_heads=2, head_dim=8,
                             intermediate_dim=32, vocab_size=64, sequence_length=8, output_dim=32, head_filters=4)
     encoder = model.get_layer("macaron_encoder")
-    blocks = [l for l in encoder.layers if isinstance(l, s0.MacaronBlock)]
+    blocks = [l for l in encoder.layers if isinstance(l, transformer.MacaronBlock)]
     assert len(blocks) == 6
     # 2 feed-forward + 1 attention residual sub-layers each, with 4 memory key/value slots per head.
     assert blocks[0].attention.memory_k.shape == (2, 16, 8)
     assert len(blocks[0].ffn) == 2
 
 
-def test_s2_regressor_shapes_match_the_seed():
+def test_arousal_backbone_shape_matches_the_seed():
     """Frequency-only convs turn [T, 128, 2] into [T, 768] with time steps kept."""
-    backbone = s2.arousal_backbone(feature_dim=128, feature_channels=2, num_layers=0)
-    assert backbone.output.shape == (None, None, 768)
+    model = registry.build("arousal_regressor", feature_dim=128, feature_channels=2, num_layers=0)
+    assert model.get_layer(stages.AUDIO_BACKBONE).output.shape == (None, None, 768)
 
 
-def test_s2_fusion_freezes_the_regressors(s2_runs):
+def test_va_fusion_freezes_the_regressors(s2_runs):
     model = _build("va_fusion_classifier", s2_runs)
-    assert not model.get_layer(s2.AUDIO_BACKBONE).trainable
-    assert not model.get_layer(s2.TEXT_BACKBONE).trainable
+    assert not model.get_layer(stages.AUDIO_BACKBONE).trainable
+    assert not model.get_layer(stages.TEXT_BACKBONE).trainable
     with pytest.raises(ValueError, match="init_from"):
-        s2.va_fusion_classifier(num_classes=3, init_from={"arousal_regressor": s2_runs["arousal_regressor"]})
+        fusion.va_fusion_classifier(num_classes=3, init_from={"arousal_regressor": s2_runs["arousal_regressor"]})
     with pytest.raises(FileNotFoundError, match="model.keras"):
-        s2.va_fusion_classifier(num_classes=3, init_from={"arousal_regressor": "/nonexistent",
+        fusion.va_fusion_classifier(num_classes=3, init_from={"arousal_regressor": "/nonexistent",
                                                          "valence_regressor": "/nonexistent"})
 
 
 def test_conv1d_fusion_standardization_uses_the_given_data_only():
-    model = s1.conv1d_fusion(**TINY["conv1d_fusion"][0])
+    model = fusion.conv1d_fusion(**TINY["conv1d_fusion"][0])
     rng = np.random.default_rng(5)
     batch = _inputs(set(model.input), {"audio": [4, 9, 7], "text": [6, 3, 10]}, rng, {"audio_features": (13,)})
     batch["audio_features"] = batch["audio_features"] + 10.0
-    assert s1.adapt_normalization(model, [batch]) == ["standardize"]
+    assert stages.adapt_normalization(model, [batch]) == ["standardize"]
     norm = model.get_layer("standardize")
     mel_mean = _numpy(model.get_layer("log_mel_mean")(batch["audio_features"], batch["audio_mask"]))
     np.testing.assert_allclose(_numpy(norm.mean)[0, :13], mel_mean.mean(0), rtol=1e-4)
@@ -272,7 +273,7 @@ def test_text_finetune_classifier_on_a_keras_hub_backbone(tmp_path):
     keras_hub = pytest.importorskip("keras_hub")
     backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCAB, num_layers=1, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=16)
-    model = s1.text_finetune_classifier(num_classes=2, text_encoder=backbone, pooling="cls")
+    model = text.text_finetune_classifier(num_classes=2, text_encoder=backbone, pooling="cls")
     batch = _inputs(set(model.input), {"text": [4, 9]}, np.random.default_rng(0), {})
     out = _numpy(model(batch)["logits"])
     alone = _numpy(model(_alone(batch, 0, {"text": [4, 9]}))["logits"])
@@ -288,4 +289,20 @@ def test_builders_reject_bad_arguments():
     with pytest.raises(ValueError, match="does not take"):
         registry.build("macaron_text", num_classes=2, vocab_size=10, not_an_arg=1)
     with pytest.raises(ValueError, match="feat_extract_norm"):
-        s0.wav2vec2_encoder(feat_extract_norm="batch")
+        registry.build("w2v2_classifier", num_classes=2, feat_extract_norm="batch")
+    with pytest.raises(ValueError, match="pooled"):
+        registry.build("text_finetune_classifier", num_classes=2, vocab_size=10, pooling="pooled")
+
+
+def test_random_init_w2v2_has_the_layers_of_a_converted_checkpoint():
+    """One wav2vec2: `w2v2_classifier` without `audio_encoder` builds the very encoder
+    `tfsent.encoders` converts checkpoints into (same layers, same weight shapes)."""
+    data = os.path.join(os.path.dirname(__file__), "..", "encoders", "data", "wav2vec2_layer")
+    converted = load_audio_encoder(data, normalize=False).model
+    model = registry.build("w2v2_classifier", num_classes=2, num_layers=2, hidden_dim=16, num_heads=2,
+                           intermediate_dim=32, conv_dim=(8, 8, 8), conv_kernel=(10, 3, 3),
+                           conv_stride=(5, 2, 2), pos_conv_kernel=16, pos_conv_groups=2)
+    random_init = model.get_layer("wav2vec2_encoder")
+    assert [l.name for l in random_init.layers] == [l.name for l in converted.layers]
+    assert [(w.path, w.shape) for w in random_init.weights] == [(w.path, w.shape) for w in converted.weights]
+    assert not random_init.get_layer("feature_extractor").trainable

@@ -56,7 +56,7 @@ def in_process_run(source_dir, model_dir, strategy=None, **overrides):
     import json
 
     from tfsent.corpus.manifest import read_manifest
-    from tfsent.training.task import EmotionTask, TaskConfig
+    from tfsent.tasks import EmotionTask, TaskConfig
     from tfsent.training.trainer import Trainer, TrainerConfig
 
     config = TaskConfig.load(source_dir)

@@ -60,7 +60,7 @@ def test_rerun_with_a_different_model_in_the_same_dir_is_refused(train_data, tt,
     os.makedirs(model_dir)
     flags = tt.base_flags(train_data) + [f"--model_dir={model_dir}"]
     # A previous run's config with other model settings: bin/train must not resume into it.
-    from tfsent.training.task import CONFIG_FILE
+    from tfsent.core.run_dir import CONFIG_FILE
 
     with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump({"model": "conv1d_mel", "model_kwargs": {}, "task": "classification",

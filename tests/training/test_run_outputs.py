@@ -9,7 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfsent.training.task import class_weights_balanced
+from tfsent.tasks import class_weights_balanced
 
 
 def _tags(log_dir):

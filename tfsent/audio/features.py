@@ -28,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsent.core import config as config_lib
+
 FEATURE_KINDS = ("log_mel", "log_mel_delta", "mfcc", "waveform")
 _AMIN = 1e-10
 _DELTA_WIDTH = 9
@@ -135,11 +137,8 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown FeatureConfig field(s): {unknown}")
-        return cls(**d)
+        """From a dict (a run's JSON config); unknown keys are errors."""
+        return config_lib.from_dict(cls, d)
 
 
 def num_frames(num_samples, config):

@@ -17,11 +17,11 @@ relative to the sidecar's `data_dir`). Output `.npz` (written atomically):
 """
 
 
-from absl import app, flags
+from absl import flags
 
+from tfsent.cli import common
+from tfsent.core.errors import UsageError
 from tfsent.encoders.embed import (  # the library code lives in the package
-    EmbedError,
-    _die,
     read_items,
     embed_text,
     embed_audio,
@@ -44,37 +44,31 @@ flags.DEFINE_integer("layer", -1, "Audio: which hidden state to output (0 = embe
 flags.DEFINE_boolean("progress", True, "Show a progress bar on long inputs.")
 
 
-def _parse(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        _die(str(err).replace("\n", " "))
-
-
 def main(argv):
-    if len(argv) > 1:
-        _die(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.no_arguments(argv)
     if bool(FLAGS.text_encoder) == bool(FLAGS.audio_encoder):
-        _die("give exactly one of --text_encoder or --audio_encoder")
+        raise UsageError("give exactly one of --text_encoder or --audio_encoder")
     if not FLAGS.input or not FLAGS.out:
-        _die("--input and --out are required")
-    from tfsent.encoders import CheckpointError
-
-    try:
-        if FLAGS.text_encoder:
-            items = read_items(FLAGS.input, "text")
-            arrays = embed_text(FLAGS.text_encoder, items, FLAGS.sequence_length,
-                                FLAGS.pooling or "cls", FLAGS.batch_size, FLAGS.progress)
-        else:
-            items = read_items(FLAGS.input, "audio_path")
-            arrays = embed_audio(FLAGS.audio_encoder, items, FLAGS.num_layers, FLAGS.layer,
-                                 FLAGS.pooling or "mean", FLAGS.batch_size, FLAGS.progress)
-    except (EmbedError, CheckpointError, ValueError) as err:
-        _die(str(err).replace("\n", " "))
+        raise UsageError("--input and --out are required")
+    # EmbedError and tfsent.encoders.CheckpointError are UsageErrors: the library's own messages
+    # about --input, the items and the checkpoint folder; the runner prints them as one line.
+    if FLAGS.text_encoder:
+        items = read_items(FLAGS.input, "text")
+        arrays = embed_text(FLAGS.text_encoder, items, FLAGS.sequence_length,
+                            FLAGS.pooling or "cls", FLAGS.batch_size, FLAGS.progress)
+    else:
+        items = read_items(FLAGS.input, "audio_path")
+        arrays = embed_audio(FLAGS.audio_encoder, items, FLAGS.num_layers, FLAGS.layer,
+                             FLAGS.pooling or "mean", FLAGS.batch_size, FLAGS.progress)
     write_npz(FLAGS.out, arrays)
     print(f"embed: wrote {FLAGS.out}: " + ", ".join(
         f"{k} {tuple(v.shape)}" for k, v in arrays.items()))
+    return 0
+
+
+def run():
+    common.run_main(main, "embed")
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse)
+    run()

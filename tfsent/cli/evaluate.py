@@ -8,9 +8,9 @@ command that reads the test split; bin/train selects models on the validation sp
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags
+from tfsent.cli import common
 
 flags.DEFINE_string("model_dir", None, "Model dir written by bin/train.")
 flags.DEFINE_string("split", "test", "Manifest split to evaluate.")
@@ -22,21 +22,19 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"bin/evaluate: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    if not FLAGS.model_dir:
-        print("bin/evaluate: error: --model_dir is required", file=sys.stderr)
-        return 2
+    common.no_arguments(argv)
+    common.require("model_dir")
+    run = common.trained_run_dir(FLAGS.model_dir)
+    if FLAGS.manifest:
+        manifest = common.manifest_path(FLAGS.manifest)
+    else:
+        manifest = common.manifest_path(run.read_config().get("manifest"), recorded_in=run.config_path)
+    common.check_split(manifest, FLAGS.split)
     from tfsent.evaluation.evaluate import evaluate_model_dir
 
-    try:
-        result = evaluate_model_dir(FLAGS.model_dir, split=FLAGS.split, manifest=FLAGS.manifest,
-                                    batch_size=FLAGS.batch_size, plot_embeddings=FLAGS.plot_embeddings,
-                                    out_dir=FLAGS.out_dir)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"bin/evaluate: error: {e}", file=sys.stderr)
-        return 2
+    result = evaluate_model_dir(FLAGS.model_dir, split=FLAGS.split, manifest=manifest,
+                                batch_size=FLAGS.batch_size, plot_embeddings=FLAGS.plot_embeddings,
+                                out_dir=FLAGS.out_dir)
     m = result["metrics"]
     shown = [k for k in ("accuracy", "unweighted_accuracy", "macro_f1", "weighted_f1", "rmse", "ccc") if k in m]
     print(f"{m['context']['model']} on the {FLAGS.split} split ({m.get('num_examples')} examples, "
@@ -47,5 +45,9 @@ def main(argv):
     return 0
 
 
+def run():
+    common.run_main(main, "evaluate")
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

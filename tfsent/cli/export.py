@@ -10,9 +10,11 @@ the TF Serving warm-up request), atomically. The version is the next integer unl
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from tfsent.cli import common
+from tfsent.core.errors import UsageError
 
 flags.DEFINE_string("model_dir", None, "Model dir written by bin/train.")
 flags.DEFINE_string("export_dir", None, "TF Serving model base dir; the model goes to EXPORT_DIR/<model_name>/<version>.")
@@ -25,23 +27,38 @@ flags.DEFINE_string("manifest", None, "Manifest for the model card's data summar
 FLAGS = flags.FLAGS
 
 
+def _check_target(config):
+    """The flags that place and shape the export, checked before anything is loaded."""
+    name = FLAGS.model_name or config.get("model")
+    if FLAGS.model_name is not None and (not name or "/" in name or name.startswith(".")):
+        raise UsageError(f"--model_name={FLAGS.model_name}: must be a plain directory name")
+    if FLAGS.version is not None:
+        if FLAGS.version < 1:
+            raise UsageError(f"--version={FLAGS.version}: must be a positive integer")
+        final = os.path.join(FLAGS.export_dir, str(name), str(FLAGS.version))
+        if os.path.exists(final):
+            raise UsageError(f"--version={FLAGS.version}: {final} already exists; pick another --version "
+                             "or leave it unset")
+    for flag in ("window_seconds", "hop_seconds"):
+        if FLAGS[flag].value is not None and FLAGS[flag].value <= 0:
+            raise UsageError(f"--{flag}={FLAGS[flag].value}: must be positive")
+    window = FLAGS.window_seconds or config.get("max_seconds")
+    if FLAGS.hop_seconds and window and FLAGS.hop_seconds > window:
+        raise UsageError(f"--hop_seconds={FLAGS.hop_seconds}: longer than the window ({window} s; "
+                         "--window_seconds sets it)")
+
+
 def main(argv):
-    if len(argv) > 1:
-        print(f"bin/export: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    for required in ("model_dir", "export_dir"):
-        if not FLAGS[required].value:
-            print(f"bin/export: error: --{required} is required", file=sys.stderr)
-            return 2
+    common.no_arguments(argv)
+    common.require("model_dir", "export_dir")
+    run = common.trained_run_dir(FLAGS.model_dir)
+    manifest = common.manifest_path(FLAGS.manifest) if FLAGS.manifest else None
+    _check_target(run.read_config())
     from tfsent.export.saved_model import export_model_dir
 
-    try:
-        path = export_model_dir(FLAGS.model_dir, FLAGS.export_dir, model_name=FLAGS.model_name,
-                                version=FLAGS.version, window_seconds=FLAGS.window_seconds,
-                                hop_seconds=FLAGS.hop_seconds, pooling=FLAGS.pooling, manifest=FLAGS.manifest)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"bin/export: error: {e}", file=sys.stderr)
-        return 2
+    path = export_model_dir(FLAGS.model_dir, FLAGS.export_dir, model_name=FLAGS.model_name,
+                            version=FLAGS.version, window_seconds=FLAGS.window_seconds,
+                            hop_seconds=FLAGS.hop_seconds, pooling=FLAGS.pooling, manifest=manifest)
     print(f"exported SavedModel: {path}")
     print(f"try it:   bin/predict --model={path} --wav=FILE.wav --text='...'")
     print(f"serve it: docker run -p 8500:8500 -p 8501:8501 -v {os.path.abspath(os.path.dirname(path))}:"
@@ -50,5 +67,9 @@ def main(argv):
     return 0
 
 
+def run():
+    common.run_main(main, "export")
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -15,10 +15,13 @@ See tfsent/corpus/demo_corpus.py for the layouts and the modality mix.
 """
 
 import json
-import sys
+import os
+import shutil
 
-from absl import app, flags
+from absl import flags
 
+from tfsent.cli import common
+from tfsent.core.errors import UsageError
 from tfsent.corpus import demo_corpus
 
 FLAGS = flags.FLAGS
@@ -44,22 +47,32 @@ flags.DEFINE_integer("workers", None, "espeak-ng processes at once (default min(
 flags.mark_flags_as_required(["out", "layout"])
 
 
+def _check_flags():
+    """What the flag definitions cannot check: the fractions together, espeak-ng, and --out."""
+    if FLAGS.audio_only_frac + FLAGS.text_only_frac > 1.0:
+        raise UsageError(f"--audio_only_frac={FLAGS.audio_only_frac} + --text_only_frac={FLAGS.text_only_frac}: "
+                         "must add up to at most 1")
+    if shutil.which("espeak-ng") is None:
+        raise UsageError("espeak-ng is not installed (apt-get install espeak-ng); the demo corpus needs it")
+    demo_corpus.check_out_dir(os.path.abspath(FLAGS.out), FLAGS.overwrite)  # a UsageError names --out
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        summary = demo_corpus.make_demo_corpus(
-            FLAGS.out, FLAGS.layout, FLAGS.seed, FLAGS.per_class, int(FLAGS.classes),
-            overwrite=FLAGS.overwrite, audio_only_frac=FLAGS.audio_only_frac,
-            text_only_frac=FLAGS.text_only_frac, workers=FLAGS.workers)
-    except (FileExistsError, ValueError, RuntimeError) as e:
-        print(f"make_demo_corpus: error: {e}", file=sys.stderr)
-        return 1
+    common.no_arguments(argv)
+    _check_flags()
+    summary = demo_corpus.make_demo_corpus(
+        FLAGS.out, FLAGS.layout, FLAGS.seed, FLAGS.per_class, int(FLAGS.classes),
+        overwrite=FLAGS.overwrite, audio_only_frac=FLAGS.audio_only_frac,
+        text_only_frac=FLAGS.text_only_frac, workers=FLAGS.workers)
     summary.pop("utterances")
     print("SYNTHETIC demo corpus (for demos and tests only; real numbers need a real corpus)")
     print(json.dumps(summary, ensure_ascii=False, indent=1))
     return 0
 
 
+def run():
+    common.run_main(main, "make_demo_corpus")
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -15,10 +15,9 @@ stereo) to the `predict_wav` signature, which decodes and resamples in the graph
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags
-
+from tfsent.cli import common
 from tfsent.export.predict import (  # the library code lives in the package
     UsageError,
     collect_inputs,
@@ -42,41 +41,33 @@ flags.DEFINE_integer("batch_size", 8, "Inputs per request.")
 FLAGS = flags.FLAGS
 
 
-# === Inputs ===
-
-
-# === Runners ===
-
-
 def main(argv):
-    if len(argv) > 1:
-        print(f"bin/predict: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
+    common.no_arguments(argv)
     if bool(FLAGS.model) == bool(FLAGS.server):
-        print("bin/predict: error: give exactly one of --model (a version dir) or --server=HOST:PORT", file=sys.stderr)
-        return 2
+        raise UsageError("give exactly one of --model (a version dir) or --server=HOST:PORT")
+    items = collect_inputs(FLAGS.wav, FLAGS.text, FLAGS.manifest, FLAGS.split)
+    if FLAGS.model:
+        runner = LocalRunner(FLAGS.model)
+    else:
+        runner = ServerRunner(FLAGS.server, FLAGS.model_name, FLAGS.protocol, FLAGS.model_version, FLAGS.timeout)
+    import tensorflow as tf
+
     from tfsent.export.client import ServingError
 
+    # What the model or the server says about the user's inputs (an undecodable WAV, a wrong
+    # shape, an unknown model name, nothing at --server): exit 2, as documented above.
     try:
-        import tensorflow as tf
-
-        items = collect_inputs(FLAGS.wav, FLAGS.text, FLAGS.manifest, FLAGS.split)
-        if FLAGS.model:
-            runner = LocalRunner(FLAGS.model)
-        else:
-            runner = ServerRunner(FLAGS.server, FLAGS.model_name, FLAGS.protocol, FLAGS.model_version, FLAGS.timeout)
         predict(runner, items, FLAGS.batch_size)
-    except (UsageError, ValueError, OSError) as e:
-        print(f"bin/predict: error: {e}", file=sys.stderr)
-        return 2
     except ServingError as e:
-        print(f"bin/predict: error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
     except tf.errors.InvalidArgumentError as e:
-        print(f"bin/predict: error: the model rejected the request: {_graph_message(e.message)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"the model rejected the request: {_graph_message(e.message)}") from None
     return 0
 
 
+def run():
+    common.run_main(main, "predict")
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

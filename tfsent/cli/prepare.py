@@ -9,14 +9,13 @@ ARCHITECTURE.md), prints a summary table. Errors are one line on stderr with a
 non-zero exit status, and leave OUT untouched.
 """
 
-import sys
-
-from absl import app
 from absl import flags
 
+from tfsent.cli import common
+from tfsent.core.errors import UsageError
 from tfsent.corpus import labels
 from tfsent.corpus import splits
-from tfsent.corpus.common import PrepareError
+from tfsent.corpus.common import StrictRejectsError
 from tfsent.corpus.emotions import CLASS_SETS
 from tfsent.corpus.prepare import FORMATS
 from tfsent.corpus.prepare import PrepareOptions
@@ -44,23 +43,10 @@ flags.DEFINE_boolean("strict", False, "Exit non-zero when any row is rejected fo
 flags.DEFINE_boolean("progress", True, "Show a progress bar on slow corpora.")
 
 
-def _die(message):
-    print(f"prepare: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        _die(str(err).replace("\n", " "))
-
-
 def main(argv):
-    if len(argv) > 1:
-        _die(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.no_arguments(argv)
     if FLAGS.format is None:
-        _die(f"--format is required ({', '.join(FORMATS)})")
+        raise UsageError(f"--format is required ({', '.join(FORMATS)})")
     opts = PrepareOptions(
         format=FLAGS.format, data_dir=FLAGS.data_dir, out=FLAGS.out,
         label_rule=FLAGS.label_rule, min_agree=FLAGS.min_agree, tie_policy=FLAGS.tie_policy,
@@ -69,13 +55,18 @@ def main(argv):
         verify_audio=FLAGS.verify_audio, require_valence_arousal=FLAGS.require_valence_arousal,
         strict=FLAGS.strict, progress=FLAGS.progress,
     )
+    # PrepareError (bad flags, not a corpus, empty corpus) is a UsageError: one line, exit 2.
     try:
         run_prepare(opts)
-    except PrepareError as err:
-        message = str(err).replace("\n", " ")
-        print(f"prepare: error: {message}", file=sys.stderr)
-        sys.exit(1 if opts.strict and message.startswith("--strict") else 2)
+    except StrictRejectsError as err:  # the data failed the check the user asked for: exit 1
+        common.print_error("bin/prepare", err)
+        return 1
+    return 0
+
+
+def run():
+    common.run_main(main, "prepare")
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse)
+    run()

@@ -12,20 +12,17 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 from absl import app, flags
 
-from tfsent.training import flags as train_flags
+from tfsent.cli import train_flags
+from tfsent.core.errors import UsageError
+from tfsent.core.run_dir import FLAGS_FILE, RUN_INFO_FILE, RunDir
 
 train_flags.define_train_flags()
 FLAGS = flags.FLAGS
-
-
-class UsageError(Exception):
-    """A problem with the command line; printed as one line, exit code 2."""
 
 
 def main(argv):
@@ -54,6 +51,9 @@ def main(argv):
     configure_devices(FLAGS.cpu_devices)
     from tfsent.models import registry
 
+    if FLAGS.model not in registry.names():
+        raise UsageError(f"--model={FLAGS.model}: unknown model {FLAGS.model!r}; known models: "
+                         f"{', '.join(registry.names())} (bin/train --list_models)")
     entry = registry.get(FLAGS.model)
 
     import keras
@@ -66,45 +66,88 @@ def main(argv):
         keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
     strategy = make_strategy(FLAGS.strategy)
 
-    model_dir = FLAGS.model_dir
-    if entry.kind == "sklearn":
-        os.makedirs(model_dir, exist_ok=True)
-        return _train_classic(entry, frame, sidecar, model_dir)
     # Augmentation settings are checked before anything is written into the model dir.
-    pipeline_overrides = _pipeline_overrides(augment_ids)
-    os.makedirs(model_dir, exist_ok=True)
-
+    pipeline_overrides = _pipeline_overrides(augment_ids) if entry.kind != "sklearn" else {}
+    run = _make_run_dir(FLAGS.model_dir)
     from tfsent.training.distribution import worker_dir
 
     # Under multi_worker only the chief writes the model dir; the others write a scratch copy of
     # what they need (and the trainer removes it when they finish).
-    write_dir = worker_dir(strategy, model_dir)
+    write_dir = worker_dir(strategy, run.path)
     os.makedirs(write_dir, exist_ok=True)
-    task_config = _task_config(entry, frame, sidecar, model_dir, write_dir)
-    _write_run_info(write_dir, task_config)
+    task_config = _task_config(entry, frame, sidecar, run, write_dir)
+    _write_run_info(RunDir(write_dir))
 
-    from tfsent.training.task import EmotionTask, class_weights_balanced
-    from tfsent.training.trainer import Trainer, TrainerConfig, TrainingError
+    from tfsent.tasks import class_weights_balanced, make_task
 
     if FLAGS.class_weights == "balanced" and task_config.task == "classification":
         train = frame[frame["split"].astype(str) == FLAGS.train_split]
         ids = train["emotion"].map({c: i for i, c in enumerate(task_config.classes)}).to_numpy()
         pipeline_overrides["class_weights"] = class_weights_balanced(ids, len(task_config.classes))
-    task = EmotionTask(task_config, frame, sidecar, **pipeline_overrides)
-    trainer_config = TrainerConfig(
-        model_dir=model_dir,
-        **{f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainerConfig) if f.name != "model_dir"},
-    )
+    task = make_task(task_config, frame, sidecar, **pipeline_overrides)
+    if entry.kind == "sklearn":
+        return _train_classic(task, run)
+    return _train_keras(task, run, strategy)
+
+
+def _make_run_dir(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--model_dir={path} is a file, not a directory")
     try:
-        summary = Trainer(task, trainer_config, strategy).train()
+        return RunDir(path).makedirs()
+    except OSError as e:
+        raise UsageError(f"--model_dir={path}: cannot create it ({e.strerror})") from None
+
+
+def _train_keras(task, run, strategy):
+    from tfsent.training.trainer import Trainer, TrainingError
+
+    try:
+        summary = Trainer(task, _trainer_config(run.path), strategy, run_flags=train_flags.resolved_flags()).train()
     except TrainingError as e:
         print(f"bin/train: error: {e}", file=sys.stderr, flush=True)
         return 1
-    print(f"model: {os.path.join(model_dir, 'model.keras')}")
+    print(f"model: {run.keras_model_path}")
     print(f"best validation {summary['selection_metric']}: {summary['best_value']:.4f} "
           f"after {summary['epochs_run']} epochs")
-    print(f"next: bin/evaluate --model_dir={model_dir}   then   bin/export --model_dir={model_dir} --export_dir=DIR")
+    _print_next_steps(run)
     return 0
+
+
+def _train_classic(task, run):
+    from tfsent.training.classic import train_classic
+
+    summary = train_classic(task, run.path, train_split=FLAGS.train_split, valid_split=FLAGS.valid_split)
+    metrics = summary.get("valid_metrics")
+    print(f"model: {run.sklearn_model_path}")
+    if metrics:
+        print(f"validation ({FLAGS.valid_split}): " + " ".join(
+            f"{k} {metrics[k]:.4f}" for k in ("accuracy", "unweighted_accuracy", "macro_f1") if k in metrics))
+    _print_next_steps(run)
+    return 0
+
+
+def _print_next_steps(run):
+    print(f"next: bin/evaluate --model_dir={run.path}   then   bin/export --model_dir={run.path} --export_dir=DIR")
+
+
+def _trainer_config(model_dir):
+    """The loop settings, flag by flag."""
+    from tfsent.training.trainer import TrainerConfig
+
+    return TrainerConfig(
+        model_dir=model_dir, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+        steps_per_epoch=FLAGS.steps_per_epoch, learning_rate=FLAGS.learning_rate, optimizer=FLAGS.optimizer,
+        weight_decay=FLAGS.weight_decay, lr_schedule=FLAGS.lr_schedule, warmup_steps=FLAGS.warmup_steps,
+        clipnorm=FLAGS.clipnorm, freeze_encoder=FLAGS.freeze_encoder,
+        trainable_encoder_layers=FLAGS.trainable_encoder_layers,
+        freeze_feature_encoder=FLAGS.freeze_feature_encoder, layerwise_lr_decay=FLAGS.layerwise_lr_decay,
+        early_stopping_patience=FLAGS.early_stopping_patience, selection_metric=FLAGS.selection_metric,
+        seed=FLAGS.seed, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+        log_every_steps=FLAGS.log_every_steps, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        keep_checkpoints=FLAGS.keep_checkpoints, progress=FLAGS.progress, train_split=FLAGS.train_split,
+        valid_split=FLAGS.valid_split, tensorboard_audio_examples=FLAGS.tensorboard_audio_examples,
+    )
 
 
 def _check_classes(sidecar):
@@ -123,34 +166,47 @@ def _check_classes(sidecar):
         )
 
 
-def _task_config(entry, frame, sidecar, model_dir, write_dir):
+def _feature_config():
     from tfsent.audio.features import FeatureConfig
-    from tfsent.training.task import TaskConfig
 
     db_ref = FLAGS.db_ref
     try:
         db_ref = float(db_ref)
     except ValueError:
         if db_ref != "max":
-            raise UsageError(f"--db_ref must be 'max' or a number, got {db_ref!r}")
-    feature = FeatureConfig(
-        kind=FLAGS.features, sample_rate=FLAGS.sample_rate, n_fft=FLAGS.n_fft,
-        win_length=FLAGS.win_length, hop_length=FLAGS.hop_length, n_mels=FLAGS.n_mels,
-        fmin=FLAGS.fmin, fmax=FLAGS.fmax, mel_scale=FLAGS.mel_scale, n_mfcc=FLAGS.n_mfcc,
-        db_ref=db_ref, top_db=FLAGS.top_db, max_frames=FLAGS.max_frames,
-    )
+            raise UsageError(f"--db_ref must be 'max' or a number, got {db_ref!r}") from None
+    try:
+        return FeatureConfig(
+            kind=FLAGS.features, sample_rate=FLAGS.sample_rate, n_fft=FLAGS.n_fft,
+            win_length=FLAGS.win_length, hop_length=FLAGS.hop_length, n_mels=FLAGS.n_mels,
+            fmin=FLAGS.fmin, fmax=FLAGS.fmax, mel_scale=FLAGS.mel_scale, n_mfcc=FLAGS.n_mfcc,
+            db_ref=db_ref, top_db=FLAGS.top_db, max_frames=FLAGS.max_frames,
+        )
+    except ValueError as e:  # the feature flags' values, checked by FeatureConfig
+        raise UsageError(f"feature flags: {e}") from None
+
+
+def _task_config(entry, frame, sidecar, run, write_dir):
+    from tfsent.models import registry
+    from tfsent.tasks import TaskConfig
+
+    feature = _feature_config()
     model_kwargs = train_flags.parse_key_values(FLAGS.model_kwargs, "model_kwargs")
-    init_from = {k: str(v) for k, v in train_flags.parse_key_values(FLAGS.init_from, "init_from").items()}
+    try:
+        registry.split_kwargs(FLAGS.model, {}, model_kwargs)  # unknown --model_kwargs keys fail here
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    init_from = {k: os.path.abspath(str(v))
+                 for k, v in train_flags.parse_key_values(FLAGS.init_from, "init_from").items()}
     vocabulary = None
-    needs_text = entry.modality in ("text", "multimodal") and not FLAGS.text_encoder
-    if needs_text:
-        vocabulary = _vocabulary(frame, write_dir)
+    if entry.kind != "sklearn" and entry.modality in ("text", "multimodal") and not FLAGS.text_encoder:
+        vocabulary = _vocabulary(frame, RunDir(write_dir))
     config = TaskConfig(
         model=FLAGS.model,
         model_kwargs=model_kwargs,
         task=FLAGS.task,
         classes=list(sidecar["classes"]),
-        feature=dataclasses.asdict(feature),
+        feature=feature,
         max_seconds=FLAGS.max_seconds,
         sequence_length=FLAGS.sequence_length,
         vocabulary=vocabulary,
@@ -159,34 +215,31 @@ def _task_config(entry, frame, sidecar, model_dir, write_dir):
         manifest=os.path.abspath(FLAGS.manifest),
         init_from=init_from,
     )
-    from tfsent.models import registry
-
-    registry.split_kwargs(FLAGS.model, {}, model_kwargs)  # unknown --model_kwargs keys fail here
-    previous = os.path.join(model_dir, "tfsent_config.json")
-    if os.path.exists(previous):
-        with open(previous, encoding="utf-8") as f:
-            old = json.load(f)
-        new = dataclasses.asdict(config)
+    if run.is_run():
+        old = run.read_config()
+        new = config.to_dict()
         changed = [k for k in ("model", "model_kwargs", "task", "classes", "feature", "sequence_length")
                    if old.get(k) != new.get(k)]
         if changed:
             raise UsageError(
-                f"--model_dir={model_dir} holds a run with different {', '.join(changed)}; "
+                f"--model_dir={run.path} holds a run with different {', '.join(changed)}; "
                 f"use a new --model_dir (or delete this one) to start over"
             )
     config.save(write_dir)
     return config
 
 
-def _vocabulary(frame, model_dir):
+def _vocabulary(frame, run):
     """The run's WordPiece vocabulary, copied into (or trained in) the model dir."""
-    target = os.path.join(model_dir, "vocab.txt")
+    target = run.vocab_path
     if FLAGS.vocabulary:
         if not os.path.isfile(FLAGS.vocabulary):
             raise UsageError(f"--vocabulary={FLAGS.vocabulary}: no such file")
         if os.path.abspath(FLAGS.vocabulary) != os.path.abspath(target):
-            shutil.copyfile(FLAGS.vocabulary, target + ".tmp")
-            os.replace(target + ".tmp", target)
+            from tfsent.core import files
+
+            with open(FLAGS.vocabulary, "rb") as f:
+                files.write_bytes(target, f.read())
         return os.path.abspath(target)
     if not os.path.exists(target):
         from tfsent.text.vocab import train_wordpiece_vocabulary, write_vocabulary
@@ -258,15 +311,16 @@ def _dataclass_from_flag(cls, flag_name):
     if unknown:
         raise UsageError(f"--{flag_name}: unknown setting(s) {', '.join(unknown)}; known: "
                          f"preset, {', '.join(sorted(names))}")
-    if preset is None:
-        return cls(**values)
     presets = sorted(n for n in dir(cls) if n.startswith("seed") and callable(getattr(cls, n)))
-    if str(preset) not in presets:
+    if preset is not None and str(preset) not in presets:
         raise UsageError(f"--{flag_name}: unknown preset {preset!r}; known: {', '.join(presets)}")
-    return getattr(cls, str(preset))(**values)
+    try:  # the dataclass checks the values (ranges, types)
+        return cls(**values) if preset is None else getattr(cls, str(preset))(**values)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--{flag_name}: {e}") from None
 
 
-def _write_run_info(model_dir, task_config):
+def _write_run_info(run):
     import keras
     import tensorflow as tf
 
@@ -289,8 +343,8 @@ def _write_run_info(model_dir, task_config):
         "manifest_sha256": manifest_sha,
         "git_commit": _git_commit(),
     }
-    _atomic_write(os.path.join(model_dir, "run_info.json"), json.dumps(info, indent=2, ensure_ascii=False, default=str))
-    _atomic_write(os.path.join(model_dir, "flags.txt"), train_flags.flagfile_text())
+    run.write_text(RUN_INFO_FILE, json.dumps(info, indent=2, ensure_ascii=False, default=str))
+    run.write_text(FLAGS_FILE, train_flags.flagfile_text())
 
 
 def _git_commit():
@@ -302,34 +356,10 @@ def _git_commit():
         return None
 
 
-def _atomic_write(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _train_classic(entry, frame, sidecar, model_dir):
-    from tfsent.models.classic import fit_and_score
-
-    model_kwargs = train_flags.parse_key_values(FLAGS.model_kwargs, "model_kwargs")
-    result = fit_and_score(entry, frame, sidecar, model_dir=model_dir,
-                           train_split=FLAGS.train_split, valid_split=FLAGS.valid_split,
-                           model_kwargs=model_kwargs)
-    print(json.dumps(result.get("valid_metrics", result), indent=2, ensure_ascii=False, default=str)[:2000])
-    return 0
-
-
 def run():
-    def _main(argv):
-        try:
-            return main(argv)
-        except (UsageError, ValueError, FileNotFoundError, KeyError) as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            print(f"bin/train: error: {msg}", file=sys.stderr)
-            return 2
+    from tfsent.cli.common import run_main
 
-    app.run(_main)
+    run_main(main, "train")
 
 
 if __name__ == "__main__":

@@ -18,13 +18,10 @@ Seed 000's figures for comparison (308,782 sentences): mean 45.1, std 18.1, max 
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags
-
-from tfsent.text.vocab_report import (  # the library code lives in the package
-    train_tokenizer,
-)
+from tfsent.cli import common
+from tfsent.text.vocab_report import train_tokenizer  # the library code lives in the package
 
 flags.DEFINE_string("manifest", None, "manifest.csv written by bin/prepare (or its folder).")
 flags.DEFINE_integer("vocab_size", 4096, "Maximum vocabulary size, reserved tokens included.")
@@ -37,20 +34,11 @@ flags.DEFINE_integer("max_unique_chars", 1000,
 FLAGS = flags.FLAGS
 
 
-
 def main(argv):
-    if len(argv) > 1:
-        print(f"bin/train_tokenizer: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    if not FLAGS.manifest:
-        print("bin/train_tokenizer: error: --manifest is required", file=sys.stderr)
-        return 2
-    try:
-        report = train_tokenizer(FLAGS.manifest, FLAGS.vocab_size, FLAGS.out, FLAGS.train_split,
-                                 FLAGS.lowercase, FLAGS.min_frequency, FLAGS.max_unique_chars)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"bin/train_tokenizer: error: {e}", file=sys.stderr)
-        return 2
+    common.no_arguments(argv)
+    common.require("manifest")
+    report = train_tokenizer(FLAGS.manifest, FLAGS.vocab_size, FLAGS.out, FLAGS.train_split,
+                             FLAGS.lowercase, FLAGS.min_frequency, FLAGS.max_unique_chars)
     s = report["token_lengths"]
     print(f"vocabulary: {report['vocab_size']} tokens -> {report['vocab_path']}")
     print(f"token lengths over {s['count']} '{report['split']}' sentences (with [CLS]/[SEP]): "
@@ -60,5 +48,9 @@ def main(argv):
     return 0
 
 
+def run():
+    common.run_main(main, "train_tokenizer")
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -17,11 +17,18 @@ import posixpath
 import sys
 import time
 
+from tfsent.core.errors import UsageError
 from tfsent.corpus.encoding import read_text_file
 
 
-class PrepareError(Exception):
-    """A problem that stops `prepare` as a whole (bad flags, not a corpus, empty corpus)."""
+class PrepareError(UsageError):
+    """A problem that stops `prepare` as a whole (bad flags, not a corpus, empty corpus): one line,
+    exit 2 in the CLI."""
+
+
+class StrictRejectsError(Exception):
+    """`--strict` and rows were rejected for data errors: the data failed the check the user asked for
+    (exit 1; the outputs are written so rejects.csv can be read)."""
 
 
 @dataclasses.dataclass

@@ -94,6 +94,7 @@ import numpy as np
 from scipy import signal
 
 import tfsent
+from tfsent.core.errors import UsageError
 
 # === Constants ===
 
@@ -615,12 +616,17 @@ def _readme(layout, seed, per_class, class_set, fracs, counts):
 # === Output directory handling ===
 
 
-def _check_out_dir(out_dir, overwrite):
+class OutDirError(UsageError, FileExistsError):
+    """`--out` cannot take a demo corpus (a file, or a non-empty folder that is not one)."""
+
+
+def check_out_dir(out_dir, overwrite):
+    """Raises `OutDirError` unless `out_dir` is missing, empty, or (with `overwrite`) a demo corpus."""
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
-        raise FileExistsError(f"--out={out_dir} exists and is not a directory")
+        raise OutDirError(f"--out={out_dir} exists and is not a directory")
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         if not overwrite:
-            raise FileExistsError(
+            raise OutDirError(
                 f"--out={out_dir} is not empty; pass --overwrite to replace it")
         readme = os.path.join(out_dir, "README.txt")
         marker = ""
@@ -628,7 +634,7 @@ def _check_out_dir(out_dir, overwrite):
             with open(readme, encoding="utf-8", errors="replace") as f:
                 marker = f.readline().strip()
         if marker != README_MARKER:
-            raise FileExistsError(
+            raise OutDirError(
                 f"--out={out_dir} is not empty and is not a tfsent demo corpus "
                 f"(no {readme} starting with {README_MARKER!r}); refusing to overwrite it")
 
@@ -684,25 +690,9 @@ def make_demo_corpus(out_dir, layout, seed, per_class, classes=4, *, overwrite=F
     8
     """
     started = time.monotonic()
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    class_set = _class_set(int(classes))
-    if not isinstance(per_class, (int, np.integer)) or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    for name, frac in (("audio_only_frac", audio_only_frac), ("text_only_frac", text_only_frac)):
-        if not 0.0 <= frac <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {frac!r}")
-    if audio_only_frac + text_only_frac > 1.0:
-        raise ValueError(f"audio_only_frac + text_only_frac must be <= 1, got "
-                         f"{audio_only_frac} + {text_only_frac}")
-    fracs = (float(audio_only_frac), float(text_only_frac))
-    if shutil.which("espeak-ng") is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng); "
-                           "the demo corpus needs it")
+    class_set, fracs = _check_arguments(layout, seed, per_class, classes, audio_only_frac, text_only_frac)
     out_dir = os.path.abspath(os.fspath(out_dir))
-    _check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)
@@ -731,6 +721,32 @@ def make_demo_corpus(out_dir, layout, seed, per_class, classes=4, *, overwrite=F
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
 
+    return _summary(out_dir, layout, seed, per_class, class_set, counts, sample_rate, started)
+
+
+def _check_arguments(layout, seed, per_class, classes, audio_only_frac, text_only_frac):
+    """`(class_set, (audio_only_frac, text_only_frac))` after checking every argument."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    class_set = _class_set(int(classes))
+    if not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    for name, frac in (("audio_only_frac", audio_only_frac), ("text_only_frac", text_only_frac)):
+        if not 0.0 <= frac <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {frac!r}")
+    if audio_only_frac + text_only_frac > 1.0:
+        raise ValueError(f"audio_only_frac + text_only_frac must be <= 1, got "
+                         f"{audio_only_frac} + {text_only_frac}")
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng); "
+                           "the demo corpus needs it")
+    return class_set, (float(audio_only_frac), float(text_only_frac))
+
+
+def _summary(out_dir, layout, seed, per_class, class_set, counts, sample_rate, started):
+    """`make_demo_corpus`'s return value, read back from the written `demo_truth.jsonl`."""
     truth_path = os.path.join(out_dir, "demo_truth.jsonl")
     with open(truth_path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f]

@@ -19,10 +19,11 @@ import io
 import json
 import math
 import os
-import tempfile
 
 import pandas as pd
 
+from tfsent.core import files
+from tfsent.core.errors import UsageError
 from tfsent.corpus.emotions import EMOTIONS_7
 
 MANIFEST_NAME = "manifest.csv"
@@ -39,6 +40,14 @@ _STRING_COLUMNS = (
     "gender", "age", "source", "split",
 )
 
+
+
+class ManifestError(UsageError, ValueError):
+    """A manifest that does not satisfy Contract 1 (one line, exit 2 in the CLIs)."""
+
+
+class ManifestNotFound(UsageError, FileNotFoundError):
+    """No manifest (or no sidecar) where one was named."""
 
 def manifest_columns(classes):
     """The manifest's columns for an ordered class set."""
@@ -66,43 +75,6 @@ def to_csv_bytes(records, columns):
     return buf.getvalue().encode("utf-8")
 
 
-def _stage(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
-
-
-def atomic_write_files(files):
-    """Writes `{path: bytes}` so that a crash leaves each file old or new, never half.
-
-    All contents are written and fsynced to temporary files first, then renamed in
-    the given order (put the file that commits the set last).
-    """
-    staged = []
-    try:
-        for path, data in files.items():
-            staged.append((_stage(path, data), path))
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
-def atomic_write_bytes(path, data):
-    """Writes one file atomically (temporary file, fsync, rename)."""
-    atomic_write_files({path: data})
-
-
 def write_manifest(out_dir, manifest_records, sidecar, rejects=()):
     """Writes `manifest.csv`, `rejects.csv`, then `manifest.json`, each atomically.
 
@@ -128,7 +100,7 @@ def write_manifest(out_dir, manifest_records, sidecar, rejects=()):
     sidecar["manifest_sha256"] = hashlib.sha256(manifest_bytes).hexdigest()
     sidecar["rejects_sha256"] = hashlib.sha256(rejects_bytes).hexdigest()
     sidecar_bytes = (json.dumps(sidecar, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-    atomic_write_files({
+    files.write_files({
         os.path.join(out_dir, MANIFEST_NAME): manifest_bytes,
         os.path.join(out_dir, REJECTS_NAME): rejects_bytes,
         os.path.join(out_dir, SIDECAR_NAME): sidecar_bytes,  # last: it commits the set
@@ -148,30 +120,33 @@ def read_manifest(path):
         `votes_*` are nullable Int64; `split` is a string (fold numbers too).
 
     Raises:
-        FileNotFoundError: when the manifest or its sidecar is missing.
-        ValueError: when the sidecar does not describe this manifest.
+        ManifestNotFound (a FileNotFoundError): when the manifest or its sidecar is missing.
+        ManifestError (a ValueError): when the sidecar does not describe this manifest.
     """
     if os.path.isdir(path):
         path = os.path.join(path, MANIFEST_NAME)
     sidecar_path = os.path.join(os.path.dirname(os.path.abspath(path)), SIDECAR_NAME)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no manifest at {path} (run bin/prepare first)")
+        raise ManifestNotFound(f"no manifest at {path} (run bin/prepare first)")
     if not os.path.exists(sidecar_path):
-        raise FileNotFoundError(f"{path} has no sidecar {sidecar_path}")
+        raise ManifestNotFound(f"{path} has no sidecar {sidecar_path}")
     with open(sidecar_path, encoding="utf-8") as f:
         sidecar = json.load(f)
     with open(path, "rb") as f:
         data = f.read()
     expected = sidecar.get("manifest_sha256")
     if expected and hashlib.sha256(data).hexdigest() != expected:
-        raise ValueError(f"{path} does not match {sidecar_path} (different prepare runs?)")
+        raise ManifestError(f"{path} does not match {sidecar_path} (different prepare runs?)")
     dtypes = {c: str for c in _STRING_COLUMNS}
     df = pd.read_csv(io.BytesIO(data), dtype=dtypes, keep_default_na=False, encoding="utf-8")
     expected_cols = list(manifest_columns(sidecar["classes"]))
     if list(df.columns) != expected_cols:
-        raise ValueError(f"{path}: columns {list(df.columns)} differ from the contract {expected_cols}")
-    for c in ("valence", "arousal", "weight") + tuple(c for c in df.columns if c.startswith("target_")):
-        df[c] = pd.to_numeric(df[c].replace("", float("nan")), errors="raise").astype("float64")
-    for c in VOTE_COLUMNS:
-        df[c] = pd.to_numeric(df[c].replace("", None), errors="raise").astype("Int64")
+        raise ManifestError(f"{path}: columns {list(df.columns)} differ from the contract {expected_cols}")
+    try:
+        for c in ("valence", "arousal", "weight") + tuple(c for c in df.columns if c.startswith("target_")):
+            df[c] = pd.to_numeric(df[c].replace("", float("nan")), errors="raise").astype("float64")
+        for c in VOTE_COLUMNS:
+            df[c] = pd.to_numeric(df[c].replace("", None), errors="raise").astype("Int64")
+    except (ValueError, TypeError) as e:
+        raise ManifestError(f"{path}: column {c!r} holds a value that is not a number ({e})") from None
     return df, sidecar

@@ -26,6 +26,7 @@ from tfsent.corpus import labels
 from tfsent.corpus import splits as splits_lib
 from tfsent.corpus.aihub import read_aihub
 from tfsent.corpus.common import PrepareError
+from tfsent.corpus.common import StrictRejectsError
 from tfsent.corpus.common import Progress
 from tfsent.corpus.common import Reject
 from tfsent.corpus.emotions import EMOTIONS_7
@@ -158,10 +159,50 @@ def prepare(opts):
     if read.rows_read == 0:
         raise PrepareError(f"empty corpus: no annotation row found under {opts.data_dir}")
     rejects = list(read.rejects)
-    notes = collections.Counter(read.notes)
-    kept = []
+    labelled = _label_rows(read.rows, opts, classes, rejects)
+    bar = progress(len(labelled), "verifying audio" if opts.verify_audio else "checking audio")
+    kept, audio = _check_audio_rows(labelled, data_dir, opts.verify_audio, rejects, bar)
+    if not kept:
+        reasons = collections.Counter(r.reason for r in rejects).most_common(3)
+        raise PrepareError(
+            f"no row kept out of {read.rows_read} read ("
+            + ", ".join(f"{n} {reason}" for reason, n in reasons) + ")"
+        )
+    split, split_info = _assign_splits(kept, split_name, opts)
+    records = [_record(row, emotion, targets, split_value, classes)
+               for (row, emotion, targets), split_value in zip(kept, split)]
+    rejects.sort(key=lambda r: (r.line == "", r.source_file, r.line if r.line != "" else 0, r.utt_id))
+    row_rejects = sum(1 for r in rejects if r.line != "")
+    assert row_rejects + len(records) == read.rows_read, "a row was lost"
+    warnings = list(split_info.get("warnings", [])) + _audio_warnings(opts.format, audio)
+    sidecar = {
+        "corpus": opts.format,
+        "data_dir": data_dir,
+        "label_rule": rule,
+        "min_agree": opts.min_agree if rule == "majority" else None,
+        "tie_policy": opts.tie_policy,
+        "classes": list(classes),
+        "class_set": str(opts.classes),
+        "split": split_name,
+        "split_info": {k: v for k, v in split_info.items() if k != "warnings"},
+        "folds": opts.folds if split_name == "kfold_session" else None,
+        "seed": opts.seed,
+        "valid_fraction": opts.valid_fraction,
+        "test_fraction": opts.test_fraction,
+        "require_valence_arousal": opts.require_valence_arousal,
+        "verify_audio": opts.verify_audio,
+        "counts": _counts(read, records, rejects, classes, audio, opts.format, opts.verify_audio),
+        "warnings": warnings,
+        "annotation_files": sorted(read.files),
+        "tfsent_version": tfsent.__version__,
+    }
+    return PrepareResult(records, rejects, sidecar, format_summary(sidecar), warnings)
+
+
+def _label_rows(rows, opts, classes, rejects):
+    """`(row, emotion, targets)` for every row the label rule accepts; the others go to `rejects`."""
     labelled = []
-    for row in read.rows:
+    for row in rows:
         try:
             emotion, targets = _label(row, opts, classes)
             if opts.require_valence_arousal and (math.isnan(row.valence) or math.isnan(row.arousal)):
@@ -170,30 +211,31 @@ def prepare(opts):
             rejects.append(Reject(row.source_file, row.line, row.utt_id, err.reason, err.value))
             continue
         labelled.append((row, emotion, targets))
+    return labelled
 
-    expected_rate, expected_channels = EXPECTED_AUDIO[opts.format]
-    rates, channels = collections.Counter(), collections.Counter()
-    seconds = 0.0
-    bar = progress(len(labelled), "verifying audio" if opts.verify_audio else "checking audio")
+
+def _check_audio_rows(labelled, data_dir, verify, rejects, bar):
+    """The rows whose audio passes the check (header, or full decode with `verify`), and what the
+    audio was like (`rates`, `channels` counters, total `seconds`)."""
+    audio = {"rates": collections.Counter(), "channels": collections.Counter(), "seconds": 0.0}
+    kept = []
     for row, emotion, targets in labelled:
         bar.update()
-        info = audio_check.check_audio(os.path.join(data_dir, row.audio_path), verify=opts.verify_audio)
+        info = audio_check.check_audio(os.path.join(data_dir, row.audio_path), verify=verify)
         if info.error:
             rejects.append(Reject(row.source_file, row.line, row.utt_id, info.error,
                                   f"{row.audio_path}: {info.detail}"))
             continue
-        rates[info.sample_rate] += 1
-        channels[info.channels] += 1
-        seconds += info.duration
+        audio["rates"][info.sample_rate] += 1
+        audio["channels"][info.channels] += 1
+        audio["seconds"] += info.duration
         kept.append((row, emotion, targets))
     bar.close()
-    if not kept:
-        reasons = collections.Counter(r.reason for r in rejects).most_common(3)
-        raise PrepareError(
-            f"no row kept out of {read.rows_read} read ("
-            + ", ".join(f"{n} {reason}" for reason, n in reasons) + ")"
-        )
+    return kept, audio
 
+
+def _assign_splits(kept, split_name, opts):
+    """The split of every kept row (disjointness asserted) and the split info."""
     frame = pd.DataFrame({
         "utt_id": [r.utt_id for r, _, _ in kept],
         "session": [r.session for r, _, _ in kept],
@@ -215,41 +257,49 @@ def prepare(opts):
             splits_lib.check_disjoint(frame.assign(group=frame.age + "_" + frame.gender), "group")
     except splits_lib.SplitError as err:
         raise PrepareError(str(err)) from err
+    return list(frame["split"]), split_info
 
-    records = []
-    for (row, emotion, targets), split_value in zip(kept, frame["split"]):
-        rec = {
-            "utt_id": row.utt_id, "audio_path": row.audio_path, "text": row.text,
-            "text_raw": row.text_raw, "emotion": emotion, "valence": row.valence,
-            "arousal": row.arousal, "speaker": row.speaker, "session": row.session,
-            "gender": row.gender, "age": row.age, "source": row.source,
-            "split": split_value, "weight": 1.0,
-        }
-        for e in EMOTIONS_7:
-            rec[f"votes_{e}"] = "" if row.votes is None else row.votes[e]
-        for c in classes:
-            rec[f"target_{c}"] = targets[c]
-        records.append(rec)
 
-    rejects.sort(key=lambda r: (r.line == "", r.source_file, r.line if r.line != "" else 0, r.utt_id))
+def _record(row, emotion, targets, split_value, classes):
+    """One manifest record (Contract 1)."""
+    rec = {
+        "utt_id": row.utt_id, "audio_path": row.audio_path, "text": row.text,
+        "text_raw": row.text_raw, "emotion": emotion, "valence": row.valence,
+        "arousal": row.arousal, "speaker": row.speaker, "session": row.session,
+        "gender": row.gender, "age": row.age, "source": row.source,
+        "split": split_value, "weight": 1.0,
+    }
+    for e in EMOTIONS_7:
+        rec[f"votes_{e}"] = "" if row.votes is None else row.votes[e]
+    for c in classes:
+        rec[f"target_{c}"] = targets[c]
+    return rec
+
+
+def _unexpected_audio(corpus, audio):
+    expected_rate, expected_channels = EXPECTED_AUDIO[corpus]
+    unexpected = {f"sample_rate_{r}": n for r, n in sorted(audio["rates"].items()) if r != expected_rate}
+    unexpected.update({f"channels_{c}": n for c, n in sorted(audio["channels"].items()) if c != expected_channels})
+    return unexpected
+
+
+def _audio_warnings(corpus, audio):
+    unexpected = _unexpected_audio(corpus, audio)
+    if not unexpected:
+        return []
+    expected_rate, expected_channels = EXPECTED_AUDIO[corpus]
+    return [f"audio differs from the corpus norm ({expected_rate} Hz, {expected_channels} ch): "
+            + ", ".join(f"{n} x {k}" for k, n in unexpected.items())
+            + " (accepted; decoded to 16 kHz mono downstream)"]
+
+
+def _counts(read, records, rejects, classes, audio, corpus, verify):
+    """The sidecar's `counts`: rows read / kept / rejected / excluded, per split and class, audio."""
     reasons = collections.Counter(r.reason for r in rejects)
-    row_rejects = sum(1 for r in rejects if r.line != "")
-    assert row_rejects + len(records) == read.rows_read, "a row was lost"
     per_split = collections.defaultdict(collections.Counter)
     for rec in records:
         per_split[rec["split"]][rec["emotion"]] += 1
-    unexpected = {
-        f"sample_rate_{r}": n for r, n in sorted(rates.items()) if r != expected_rate
-    }
-    unexpected.update({f"channels_{c}": n for c, n in sorted(channels.items()) if c != expected_channels})
-    warnings = list(split_info.get("warnings", []))
-    if unexpected:
-        warnings.append(
-            f"audio differs from the corpus norm ({expected_rate} Hz, {expected_channels} ch): "
-            + ", ".join(f"{n} x {k}" for k, n in unexpected.items())
-            + " (accepted; decoded to 16 kHz mono downstream)"
-        )
-    counts = {
+    return {
         "rows_read": read.rows_read,
         "rows_kept": len(records),
         "rows_rejected": sum(n for r, n in reasons.items()
@@ -260,38 +310,16 @@ def prepare(opts):
         "per_split_class": {
             s: {c: per_split[s].get(c, 0) for c in classes} for s in _split_order(per_split)
         },
-        "notes": dict(sorted(notes.items())),
+        "notes": dict(sorted(collections.Counter(read.notes).items())),
         "text_encodings": dict(sorted(read.encodings.items())),
         "audio": {
-            "sample_rates": {str(k): v for k, v in sorted(rates.items())},
-            "channels": {str(k): v for k, v in sorted(channels.items())},
-            "hours": round(seconds / 3600.0, 4),
-            "unexpected": unexpected,
-            "checked_by": "full decode" if opts.verify_audio else "header",
+            "sample_rates": {str(k): v for k, v in sorted(audio["rates"].items())},
+            "channels": {str(k): v for k, v in sorted(audio["channels"].items())},
+            "hours": round(audio["seconds"] / 3600.0, 4),
+            "unexpected": _unexpected_audio(corpus, audio),
+            "checked_by": "full decode" if verify else "header",
         },
     }
-    sidecar = {
-        "corpus": opts.format,
-        "data_dir": data_dir,
-        "label_rule": rule,
-        "min_agree": opts.min_agree if rule == "majority" else None,
-        "tie_policy": opts.tie_policy,
-        "classes": list(classes),
-        "class_set": str(opts.classes),
-        "split": split_name,
-        "split_info": {k: v for k, v in split_info.items() if k != "warnings"},
-        "folds": opts.folds if split_name == "kfold_session" else None,
-        "seed": opts.seed,
-        "valid_fraction": opts.valid_fraction,
-        "test_fraction": opts.test_fraction,
-        "require_valence_arousal": opts.require_valence_arousal,
-        "verify_audio": opts.verify_audio,
-        "counts": counts,
-        "warnings": warnings,
-        "annotation_files": sorted(read.files),
-        "tfsent_version": tfsent.__version__,
-    }
-    return PrepareResult(records, rejects, sidecar, format_summary(sidecar), warnings)
 
 
 def _split_order(per_split):
@@ -332,9 +360,9 @@ def run_prepare(opts, stdout=None, stderr=None):
     """`prepare` + atomic writes + printing; returns the `PrepareResult`.
 
     Raises:
-        PrepareError: on bad options or an unusable corpus (nothing is written), and
-            under `strict` when rows were rejected for data errors (the outputs are
-            written first, so rejects.csv can be read).
+        PrepareError: on bad options or an unusable corpus (nothing is written).
+        StrictRejectsError: under `strict` when rows were rejected for data errors (the outputs
+            are written first, so rejects.csv can be read).
     """
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -347,7 +375,7 @@ def run_prepare(opts, stdout=None, stderr=None):
           f"rejects.csv ({len(result.rejects)}), manifest.json", file=stdout)
     if opts.strict and result.errors:
         first = result.errors[0]
-        raise PrepareError(
+        raise StrictRejectsError(
             f"--strict: {len(result.errors)} row(s) rejected, first {first.source_file}:{first.line} "
             f"{first.reason} {first.value} (see {os.path.join(opts.out, 'rejects.csv')})"
         )

@@ -8,6 +8,11 @@ tokens. Everything that depends on randomness is derived from `(seed, epoch, exa
 stateless ops, so a fixed seed gives the same batches in the same order, a resumed run can skip the
 batches it already saw, and different seeds differ.
 
+With `cache_audio` (memory) or `snapshot_dir` (disk), reading, decoding and resampling happen once
+per split: the split is decoded in manifest order into a store (`tfsent.data.decoded`), and each
+epoch looks its rows up by index, then crops, augments and computes features as without a store. The
+batches are the same either way (same order, same augmentation).
+
 Unreadable audio met on the way is skipped: its id is logged, and the trainer compares the number of
 examples each epoch yielded with the split's size and reports the difference.
 
@@ -17,6 +22,7 @@ Example:
 pipeline = InputPipeline(df, sidecar, config, text_preprocessor=pre)
 for inputs, targets in pipeline.dataset("train", training=True, epoch=0):
     ...
+clips = pipeline.augmented_waveforms("train", count=4)   # [4, S] float32, for TensorBoard
 ```
 """
 
@@ -29,11 +35,13 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from tfsent.audio import augment as audio_augment
 from tfsent.audio import io as audio_io
+from tfsent.audio.augment import example_seed
 from tfsent.audio.features import AudioFrontend, FeatureConfig
-
-AUDIO_INPUTS = ("audio_features", "audio_mask", "waveform", "waveform_mask")
-TEXT_INPUTS = ("token_ids", "padding_mask")
+from tfsent.core import inputs as names
+from tfsent.core.errors import UsageError
+from tfsent.data.decoded import MemoryStore, SnapshotStore
 
 
 @dataclasses.dataclass
@@ -49,11 +57,19 @@ class PipelineConfig:
         audio_augment: `tfsent.audio.augment.AudioAugmentConfig` (waveform augmentation and
             SpecAugment; its `classes` limits it to some classes), or None.
         text_augment: `tfsent.text.augment.TextAugmentConfig` (its `class_ids` likewise), or None.
-        cache_audio: keep decoded, resampled waveforms in memory across epochs.
-        snapshot_dir: `tf.data` snapshot of decoded waveforms on disk.
+        cache_audio: decode and resample each split once and keep the clips in memory across
+            epochs (`tfsent.data.decoded.MemoryStore`).
+        snapshot_dir: decode and resample each split once into `snapshot_dir/SPLIT/` on disk, reused
+            by later epochs, pipelines and runs (`tfsent.data.decoded.SnapshotStore`); memory stays
+            flat in the corpus size. Takes precedence over `cache_audio`.
         balanced_sampling: draw training examples with equal probability per class.
         class_weights: per-class loss weights (multiplied into each example's `weight`), or None.
         bucket: bucket training batches by clip length so padding stays small.
+
+    Example:
+
+    >>> PipelineConfig(FeatureConfig(kind="log_mel"), batch_size=16,
+    ...                model_inputs=("audio_features", "audio_mask"), cache_audio=True)  # doctest: +SKIP
     """
 
     feature: FeatureConfig
@@ -75,11 +91,11 @@ class PipelineConfig:
 
     @property
     def needs_audio(self) -> bool:
-        return any(name in AUDIO_INPUTS for name in self.model_inputs)
+        return names.takes_audio(self.model_inputs)
 
     @property
     def needs_text(self) -> bool:
-        return any(name in TEXT_INPUTS for name in self.model_inputs)
+        return names.takes_text(self.model_inputs)
 
 
 class InputPipeline:
@@ -95,6 +111,13 @@ class InputPipeline:
     `targets` holds `label` int32 [B] (class index), `target` float32 [B, C] (soft label
     distribution), `valence`, `arousal` float32 [B] (NaN when unknown), `weight` float32 [B] and
     `index` int32 [B] (row position within the split, for aligning predictions with utterance ids).
+
+    Example:
+
+    >>> pipeline = InputPipeline(frame, sidecar, PipelineConfig(FeatureConfig(), model_inputs=(
+    ...     "audio_features", "audio_mask")))  # doctest: +SKIP
+    >>> for inputs, targets in pipeline.dataset("train", training=True, epoch=3):  # doctest: +SKIP
+    ...     logits = model(inputs)
     """
 
     def __init__(self, frame, sidecar, config: PipelineConfig, text_preprocessor=None):
@@ -107,7 +130,7 @@ class InputPipeline:
         if config.needs_text and text_preprocessor is None:
             raise ValueError("the model takes text, but no text preprocessor was given")
         self._frontend = AudioFrontend(config.feature) if config.feature.kind != "waveform" else None
-        self._cached = {}
+        self._stores = {}  # split -> MemoryStore / SnapshotStore of its decoded clips
         # Traced once per pipeline, reused by every epoch's dataset: tracing the decode, augmentation
         # and feature graphs costs seconds of CPU, which a per-epoch `Dataset.map` of fresh lambdas
         # paid again every epoch. The epoch enters as a tensor; `training` (a Python bool) keys the
@@ -122,7 +145,7 @@ class InputPipeline:
         """The manifest rows of `split`, in manifest order (the order evaluation reports)."""
         rows = self.frame[self.frame["split"].astype(str) == str(split)].reset_index(drop=True)
         if len(rows) == 0:
-            raise ValueError(
+            raise UsageError(
                 f"split {split!r} is empty in the manifest (splits present: "
                 f"{sorted(self.frame['split'].astype(str).unique())})"
             )
@@ -132,7 +155,7 @@ class InputPipeline:
         class_index = {c: i for i, c in enumerate(self.classes)}
         unknown = sorted(set(rows["emotion"].astype(str)) - set(class_index))
         if unknown:
-            raise ValueError(f"manifest labels {unknown} are not in the sidecar's classes {self.classes}")
+            raise UsageError(f"manifest labels {unknown} are not in the sidecar's classes {self.classes}")
         labels = rows["emotion"].astype(str).map(class_index).to_numpy(np.int32)
         target_cols = [f"target_{c}" for c in self.classes]
         if all(col in rows for col in target_cols):
@@ -164,33 +187,26 @@ class InputPipeline:
         Training datasets are shuffled with a permutation drawn from `(seed, epoch)`; evaluation
         datasets keep manifest order and are never bucketed, so predictions line up with rows.
         `skip_batches` drops the first batches (a resumed run continues mid-epoch).
+
+        With `cache_audio`, the split's clips are decoded into memory while the first epoch runs;
+        with `snapshot_dir`, the first call for a split decodes it into the snapshot (or opens the
+        one a previous run left) before returning.
         """
-        cfg = self.config
         rows = self.split_frame(split)
         tables = self._tables(rows)
-        n = len(rows)
         if training:
             order = self._epoch_order(tables["label"], epoch)
         else:
-            order = np.arange(n)
-
-        if cfg.cache_audio or cfg.snapshot_dir:
-            ds = self._decoded_dataset(split, tables)  # manifest order, decoded once
-            if training:
-                # Re-order the cached elements by this epoch's permutation without re-decoding.
-                ds = _reorder(ds, order)
-        else:
-            ds = tf.data.Dataset.from_tensor_slices({k: v[order] for k, v in tables.items()})
-            ds = ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.filter(lambda ex: ex["ok"])
-
+            order = np.arange(len(rows))
+        ds = self._examples(split, tables, order)
+        epoch_t = tf.constant(epoch, tf.int32)
         ds = ds.map(
-            lambda ex: self._per_example_fn(ex, training, tf.constant(epoch, tf.int32)),
+            lambda ex: self._per_example_fn(ex, training, epoch_t),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         ds = self._batch(ds, training)
         ds = ds.map(
-            lambda ex: self._per_batch_fn(ex, training, tf.constant(epoch, tf.int32)),
+            lambda ex: self._per_batch_fn(ex, training, epoch_t),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         if skip_batches:
@@ -199,6 +215,27 @@ class InputPipeline:
         options.deterministic = True
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def augmented_waveforms(self, split: str, count: int, epoch: int = 0):
+        """The first `count` readable clips of `split` as training would see them, for TensorBoard.
+
+        Cropped and waveform-augmented exactly as in `dataset(split, training=True, epoch=epoch)`
+        (same seeds), zero-padded to the longest and peak-normalised to [-1, 1]: float32
+        `[k, S]` with `k <= count` (unreadable clips among the first `count` rows are left out), or
+        None when the model takes no audio or none of them can be read.
+        """
+        if not self.config.needs_audio or count <= 0:
+            return None
+        rows = self.split_frame(split).iloc[:count]
+        tables = self._tables(rows)
+        ds = tf.data.Dataset.from_tensor_slices(tables).map(self._load_fn).filter(lambda ex: ex["ok"])
+        epoch_t = tf.constant(epoch, tf.int32)
+        ds = ds.map(lambda ex: self._per_example_fn(ex, True, epoch_t)).padded_batch(count)
+        for batch in ds.take(1):
+            audio = batch["audio"]
+            peak = tf.maximum(tf.reduce_max(tf.abs(audio), axis=1, keepdims=True), 1e-6)
+            return audio / peak
+        return None
 
     def num_examples(self, split: str) -> int:
         return len(self.split_frame(split))
@@ -227,16 +264,36 @@ class InputPipeline:
         picks = rng.choice(classes, size=n)
         return np.array([rng.choice(per_class[c]) for c in picks], dtype=np.int64)
 
-    def _decoded_dataset(self, split, tables):
-        if split not in self._cached:
-            ds = tf.data.Dataset.from_tensor_slices(tables)
-            ds = ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
-            if self.config.snapshot_dir:
-                ds = ds.snapshot(os.path.join(self.config.snapshot_dir, split))
+    def _examples(self, split, tables, order):
+        """Rows `order` of the split with their decoded `audio` (when the model takes audio) and `ok`;
+        unreadable rows dropped."""
+        ds = tf.data.Dataset.from_tensor_slices({k: v[order] for k, v in tables.items()})
+        if not self.config.needs_audio:
+            return ds.map(self._load_fn)
+        store = self._store(split, tables)
+        if store is not None:
+            return store.attach(ds)
+        ds = ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.filter(lambda ex: ex["ok"])
+
+    def _store(self, split, tables):
+        """The split's decoded-audio store (built on first use), or None without caching."""
+        cfg = self.config
+        if not (cfg.cache_audio or cfg.snapshot_dir):
+            return None
+        if split not in self._stores:
+            def decode(ds):
+                return ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+            if cfg.snapshot_dir:
+                self._stores[split] = SnapshotStore.open_or_build(
+                    os.path.join(cfg.snapshot_dir, str(split)), tables["path"], tables["utt_id"], decode,
+                    cfg.feature.sample_rate,
+                )
             else:
-                ds = ds.cache()
-            self._cached[split] = ds
-        return self._cached[split]
+                rows = {k: tables[k] for k in ("index", "path", "utt_id")}
+                self._stores[split] = MemoryStore(decode(tf.data.Dataset.from_tensor_slices(rows)))
+        return self._stores[split]
 
     # --- per example ----------------------------------------------------------------------------
 
@@ -261,14 +318,12 @@ class InputPipeline:
     def _per_example(self, ex, training, epoch):
         cfg = self.config
         out = {k: v for k, v in ex.items() if k not in ("path", "ok", "utt_id")}
-        seed = _example_seed(cfg.seed, epoch, ex["index"])
+        seed = example_seed(cfg.seed, epoch, ex["index"])
         if cfg.needs_audio:
             audio = ex["audio"]
             audio = _crop(audio, cfg.max_samples, training, seed)
             length = tf.shape(audio)[0]
             if training and cfg.audio_augment is not None:
-                from tfsent.audio import augment as audio_augment
-
                 audio, length = audio_augment.augment_waveform(
                     audio, length, seed, cfg.audio_augment, class_id=ex["label"]
                 )
@@ -314,17 +369,15 @@ class InputPipeline:
                 features, frame_mask = self._frontend(audio, lengths)
                 aug = cfg.audio_augment
                 if training and aug is not None and (aug.freq_mask_prob > 0 or aug.time_mask_prob > 0):
-                    from tfsent.audio import augment as audio_augment
-
                     seeds = _batch_seeds(cfg.seed + 104729, epoch, batch["index"])
                     features = audio_augment.spec_augment(
                         features, frame_mask, seeds, aug, class_id=batch["label"]
                     )
-                inputs["audio_features"] = features
-                inputs["audio_mask"] = tf.cast(frame_mask, tf.int32)
+                inputs[names.AUDIO_FEATURES] = features
+                inputs[names.AUDIO_MASK] = tf.cast(frame_mask, tf.int32)
             else:
-                inputs["waveform"] = audio
-                inputs["waveform_mask"] = tf.cast(
+                inputs[names.WAVEFORM] = audio
+                inputs[names.WAVEFORM_MASK] = tf.cast(
                     tf.sequence_mask(lengths, tf.shape(audio)[1]), tf.int32
                 )
         if cfg.needs_text:
@@ -335,12 +388,12 @@ class InputPipeline:
                 from tfsent.text import augment as text_augment
 
                 # One seed per batch: batches are deterministic given (seed, epoch), and so is this.
-                seed = _example_seed(cfg.seed + 15485863, epoch, batch["index"][0])
+                seed = example_seed(cfg.seed + 15485863, epoch, batch["index"][0])
                 token_ids, padding_mask = text_augment.augment_tokens(
                     token_ids, padding_mask, seed, cfg.text_augment, class_id=batch["label"]
                 )
-            inputs["token_ids"] = token_ids
-            inputs["padding_mask"] = padding_mask
+            inputs[names.TOKEN_IDS] = token_ids
+            inputs[names.PADDING_MASK] = padding_mask
         inputs = {k: v for k, v in inputs.items() if k in cfg.model_inputs}
         targets = {k: batch[k] for k in ("label", "target", "valence", "arousal", "weight", "index")}
         return inputs, targets
@@ -368,30 +421,7 @@ def _crop(audio, max_samples, training, seed):
     return audio[start : start + max_samples]
 
 
-def _example_seed(base, epoch, index):
-    """Stateless int32 [2] seed of one example in one epoch."""
-    pair = tf.stack([tf.cast(base, tf.int32), tf.cast(epoch, tf.int32)])
-    return tf.random.experimental.stateless_fold_in(pair, tf.cast(index, tf.int32))
-
-
 def _batch_seeds(base, epoch, index):
     """[B, 2] per-example seeds (an example's augmentation does not depend on its batch)."""
-    return tf.map_fn(lambda i: _example_seed(base, epoch, i), tf.cast(index, tf.int32),
+    return tf.map_fn(lambda i: example_seed(base, epoch, i), tf.cast(index, tf.int32),
                      fn_output_signature=tf.TensorSpec([2], tf.int32))
-
-
-def _reorder(ds, order):
-    """Yields the elements of a (cached) dataset in `order` without re-decoding them.
-
-    The cached dataset is materialised as a tensor list once per epoch; this is the in-memory
-    path only (`--cache_audio`), meant for corpora that fit in memory.
-    """
-    elements = list(ds.as_numpy_iterator())
-    picked = [elements[i] for i in order]
-    keys = picked[0].keys() if picked else []
-    signature = ds.element_spec
-
-    def gen():
-        yield from picked
-
-    return tf.data.Dataset.from_generator(gen, output_signature=signature) if keys else ds

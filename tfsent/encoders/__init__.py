@@ -1,5 +1,9 @@
 """Local Hugging Face checkpoints -> Keras backbones + in-graph tokenizers.
 
+`tfsent.encoders.porting` holds what the text and audio converters share (activations, checkpoint
+checks, weight assignment); `tfsent.encoders.audio.build_audio_encoder` is also the builder of the
+randomly initialised wav2vec 2.0 encoder of `tfsent.models`' `w2v2_classifier`.
+
 Public API:
     load_text_encoder(path, sequence_length=64) -> TextEncoder
     load_audio_encoder(path, num_layers=None) -> AudioEncoder

@@ -26,15 +26,14 @@ the real samples.
 """
 
 import dataclasses
-import os
 
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 
-from tfsent.encoders.checkpoint import CheckpointError, read_checkpoint
-from tfsent.encoders.text import _ACTIVATIONS, _assign, _dense, _norm, port_attention
+from tfsent.core import inputs
+from tfsent.encoders.checkpoint import CheckpointError
+from tfsent.encoders import porting
 
 AUDIO_FAMILIES = ("wav2vec2", "hubert")
 
@@ -246,12 +245,17 @@ class AudioEncoder:
     @property
     def feature_encoder(self):
         """The convolutional feature encoder layer, named `feature_extractor` as in
-        Hugging Face and `tfsent.models.s0` (freeze it with `.trainable`)."""
+        Hugging Face (freeze it with `.trainable`)."""
         return self.model.get_layer("feature_extractor")
 
 
 def build_audio_encoder(config, num_layers=None, normalize=True, name=None):
-    """The Keras wav2vec 2.0 / HuBERT encoder for a Hugging Face config (random weights)."""
+    """The Keras wav2vec 2.0 / HuBERT encoder for a Hugging Face config (random weights).
+
+    `load_audio_encoder` ports a checkpoint's weights into it; `tfsent.models.audio_backbones.
+    wav2vec2_encoder` builds it from `w2v2_classifier`'s arguments, so a randomly initialised and a
+    pretrained classifier have the same layers.
+    """
     c = config
     family = c.get("model_type", "wav2vec2")
     total = c["num_hidden_layers"]
@@ -261,10 +265,10 @@ def build_audio_encoder(config, num_layers=None, normalize=True, name=None):
     H = c["hidden_size"]
     eps = c.get("layer_norm_eps", 1e-5)
     stable = bool(c.get("do_stable_layer_norm", False))
-    act = _ACTIVATIONS.get(c.get("hidden_act", "gelu"))
+    act = porting.ACTIVATIONS.get(c.get("hidden_act", "gelu"))
     if act is None:
         raise CheckpointError(f"hidden_act {c.get('hidden_act')!r} is not supported.")
-    feat_act = _ACTIVATIONS.get(c.get("feat_extract_activation", "gelu"), "gelu")
+    feat_act = porting.ACTIVATIONS.get(c.get("feat_extract_activation", "gelu"), "gelu")
     proj_norm = c.get("feat_proj_layer_norm", True) if family == "hubert" else True
 
     # === Layers ===
@@ -281,17 +285,14 @@ def build_audio_encoder(config, num_layers=None, normalize=True, name=None):
                                        c["num_conv_pos_embedding_groups"], activation=feat_act,
                                        name="positional_conv_embedding")
     encoder_norm = keras.layers.LayerNormalization(epsilon=eps, name="encoder_layer_norm")
-    blocks = [
-        keras_hub.layers.TransformerEncoder(
-            intermediate_dim=c["intermediate_size"], num_heads=c["num_attention_heads"],
-            dropout=c.get("hidden_dropout", 0.1), activation=act, layer_norm_epsilon=eps,
-            normalize_first=stable, name=f"transformer_layer_{i}")
-        for i in range(n)
-    ]
+    blocks = porting.transformer_layers(
+        n, intermediate_dim=c["intermediate_size"], num_heads=c["num_attention_heads"],
+        dropout=c.get("hidden_dropout", 0.1), activation=act, layer_norm_epsilon=eps,
+        normalize_first=stable)
 
     # === Functional Model ===
-    waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
-    waveform_mask = keras.Input(shape=(None,), dtype="int32", name="waveform_mask")
+    feed = inputs.waveform_inputs()
+    waveform, waveform_mask = feed[inputs.WAVEFORM], feed[inputs.WAVEFORM_MASK]
     lengths = SampleLengths(name="sample_lengths")(waveform_mask)
     x = waveform if normalizer is None else normalizer(waveform, waveform_mask)
     x, frame_lengths = feature_encoder(x, lengths)
@@ -314,7 +315,7 @@ def build_audio_encoder(config, num_layers=None, normalize=True, name=None):
     states = [s * fmask for s in states]
     hidden_states = ops.stack(states, axis=1)
     return keras.Model(
-        inputs={"waveform": waveform, "waveform_mask": waveform_mask},
+        inputs=feed,
         outputs={"hidden_states": hidden_states, "sequence_output": states[-1],
                  "frame_mask": frame_mask},
         name=name or f"{family}_encoder",
@@ -347,39 +348,34 @@ def port_audio_weights(model, ckpt, config):
     for i, conv in enumerate(fe.convs):
         name = f"feature_extractor.conv_layers.{i}.conv"
         w = ckpt.get(name + ".weight", (c["conv_dim"][i], in_dim, c["conv_kernel"][i]))
-        _assign(conv.kernel, np.transpose(w, (2, 1, 0)), name)
+        porting.assign(conv.kernel, np.transpose(w, (2, 1, 0)), name)
         if fe.conv_bias:
-            _assign(conv.bias, ckpt.get(name + ".bias", (c["conv_dim"][i],)), name)
+            porting.assign(conv.bias, ckpt.get(name + ".bias", (c["conv_dim"][i],)), name)
         if i < len(fe.norms):
-            _norm(ckpt, fe.norms[i], f"feature_extractor.conv_layers.{i}.layer_norm",
-                  c["conv_dim"][i])
+            porting.port_norm(ckpt, fe.norms[i], f"feature_extractor.conv_layers.{i}.layer_norm",
+                              c["conv_dim"][i])
         in_dim = c["conv_dim"][i]
     layer_names = {layer.name for layer in model.layers}
     if "feature_projection_norm" in layer_names:
-        _norm(ckpt, model.get_layer("feature_projection_norm"), "feature_projection.layer_norm",
-              in_dim)
-    _dense(ckpt, model.get_layer("feature_projection"), "feature_projection.projection",
-           in_dim, H)
+        porting.port_norm(ckpt, model.get_layer("feature_projection_norm"),
+                          "feature_projection.layer_norm", in_dim)
+    porting.port_dense(ckpt, model.get_layer("feature_projection"), "feature_projection.projection",
+                       in_dim, H)
     pos = model.get_layer("positional_conv_embedding")
-    _assign(pos.conv.kernel, _pos_conv_kernel(ckpt, H, pos.kernel_size, pos.groups),
-            "encoder.pos_conv_embed.conv")
-    _assign(pos.conv.bias, ckpt.get("encoder.pos_conv_embed.conv.bias", (H,)),
-            "encoder.pos_conv_embed.conv.bias")
-    _norm(ckpt, model.get_layer("encoder_layer_norm"), "encoder.layer_norm", H)
+    porting.assign(pos.conv.kernel, _pos_conv_kernel(ckpt, H, pos.kernel_size, pos.groups),
+                   "encoder.pos_conv_embed.conv")
+    porting.assign(pos.conv.bias, ckpt.get("encoder.pos_conv_embed.conv.bias", (H,)),
+                   "encoder.pos_conv_embed.conv.bias")
+    porting.port_norm(ckpt, model.get_layer("encoder_layer_norm"), "encoder.layer_norm", H)
     i = 0
     while f"transformer_layer_{i}" in layer_names:
-        block = model.get_layer(f"transformer_layer_{i}")
         p = f"encoder.layers.{i}."
-        port_attention(ckpt, block._self_attention_layer,
-                       [p + "attention.q_proj", p + "attention.k_proj",
-                        p + "attention.v_proj", p + "attention.out_proj"],
-                       H, c["num_attention_heads"])
-        _norm(ckpt, block._self_attention_layer_norm, p + "layer_norm", H)
-        _dense(ckpt, block._feedforward_intermediate_dense, p + "feed_forward.intermediate_dense",
-               H, c["intermediate_size"])
-        _dense(ckpt, block._feedforward_output_dense, p + "feed_forward.output_dense",
-               c["intermediate_size"], H)
-        _norm(ckpt, block._feedforward_layer_norm, p + "final_layer_norm", H)
+        names = dict(q=p + "attention.q_proj", k=p + "attention.k_proj", v=p + "attention.v_proj",
+                     o=p + "attention.out_proj", ln1=p + "layer_norm",
+                     ff1=p + "feed_forward.intermediate_dense", ff2=p + "feed_forward.output_dense",
+                     ln2=p + "final_layer_norm")
+        porting.port_transformer_layer(ckpt, model.get_layer(f"transformer_layer_{i}"), names, H,
+                                       c["num_attention_heads"], c["intermediate_size"])
         i += 1
 
 
@@ -399,14 +395,10 @@ def load_audio_encoder(path, num_layers=None, normalize=None):
     Example:
     >>> enc = load_audio_encoder("/models/w2v2-xlsr-ko", num_layers=3)  # doctest: +SKIP
     """
-    ckpt = read_checkpoint(path, anchors=("feature_projection.projection.weight",))
-    config_file = os.path.join(ckpt.path, "config.json")
+    ckpt, config_file = porting.read_supported_checkpoint(
+        path, anchors=("feature_projection.projection.weight",), families=AUDIO_FAMILIES,
+        what="audio encoder")
     family = ckpt.model_type
-    if family not in AUDIO_FAMILIES:
-        raise CheckpointError(
-            f"{config_file}: model_type {family!r} is not a supported audio encoder "
-            f"(supported: {', '.join(AUDIO_FAMILIES)})."
-        )
     pre = ckpt.read_json("preprocessor_config.json")
     if normalize is None:
         normalize = bool(pre.get("do_normalize", True))

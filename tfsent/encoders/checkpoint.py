@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from tfsent.core.errors import UsageError
+
 CONVERT_HINT = (
     "Convert it to safetensors once, in any environment that has torch and "
     "transformers:\n"
@@ -25,7 +27,7 @@ CONVERT_HINT = (
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError, ValueError):
     """A checkpoint folder that tfsent cannot load; the message says what to do."""
 
 

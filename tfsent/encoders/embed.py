@@ -1,18 +1,16 @@
 """Sentence / audio embeddings from local Hugging Face encoders as .npz files (the library behind bin/embed)."""
 
+import io
 import os
-import sys
-import tempfile
+
 import numpy as np
 
+from tfsent.core import files
+from tfsent.core.errors import UsageError
 
-class EmbedError(Exception):
+
+class EmbedError(UsageError):
     """A user error; printed as one line."""
-
-
-def _die(message):
-    print(f"embed: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def read_items(path, column):
@@ -162,13 +160,7 @@ def write_npz(path, arrays):
     """Atomic: write next to the target, then rename."""
     out_dir = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".embed-", suffix=".npz", dir=out_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    files.write_bytes(path, buf.getvalue())
 

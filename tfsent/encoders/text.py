@@ -26,24 +26,13 @@ import os
 
 import keras
 import keras_hub
-import numpy as np
 
-from tfsent.encoders.checkpoint import CheckpointError, read_checkpoint
+from tfsent.core import inputs
+from tfsent.encoders.checkpoint import CheckpointError
+from tfsent.encoders import porting
 from tfsent.encoders.tokenizers import SentencePiecePreprocessor, WordPiecePreprocessor
 
 FAMILIES = ("bert", "roberta", "electra", "distilbert", "albert")
-
-_ACTIVATIONS = {
-    "gelu": "gelu",  # keras' gelu is the exact (erf) one, as Hugging Face's "gelu"
-    "gelu_python": "gelu",
-    "gelu_new": keras_hub.src.utils.keras_utils.gelu_approximate,
-    "gelu_pytorch_tanh": keras_hub.src.utils.keras_utils.gelu_approximate,
-    "gelu_fast": keras_hub.src.utils.keras_utils.gelu_approximate,
-    "relu": "relu",
-    "silu": "silu",
-    "swish": "silu",
-    "tanh": "tanh",
-}
 
 
 @dataclasses.dataclass
@@ -86,15 +75,6 @@ class _Spec:
     num_groups: int = 1
 
 
-def _activation(name, config_file):
-    if name not in _ACTIVATIONS:
-        raise CheckpointError(
-            f"{config_file}: activation {name!r} is not supported "
-            f"(supported: {sorted(_ACTIVATIONS)})."
-        )
-    return _ACTIVATIONS[name]
-
-
 def _spec(config, family, config_file):
     c = config
     if family == "distilbert":
@@ -103,7 +83,7 @@ def _spec(config, family, config_file):
             num_layers=c["n_layers"], num_heads=c["n_heads"],
             intermediate_size=c["hidden_dim"], max_positions=c["max_position_embeddings"],
             position_offset=0, layer_norm_eps=1e-12,
-            activation=_activation(c.get("activation", "gelu"), config_file),
+            activation=porting.activation(c.get("activation", "gelu"), config_file),
             dropout=c.get("dropout", 0.1),
         )
     hidden = c["hidden_size"]
@@ -119,7 +99,7 @@ def _spec(config, family, config_file):
         intermediate_size=c["intermediate_size"],
         max_positions=c["max_position_embeddings"] - offset, position_offset=offset,
         layer_norm_eps=c.get("layer_norm_eps", default_eps),
-        activation=_activation(act, config_file),
+        activation=porting.activation(act, config_file),
         dropout=c.get("hidden_dropout_prob", 0.1),
         num_groups=c.get("num_hidden_groups", 1) if family == "albert" else 1,
     )
@@ -139,17 +119,13 @@ def build_text_backbone(spec, family, with_pooler, name=None):
     if family == "albert" or (family == "electra" and spec.embedding_size != spec.hidden_size):
         projection = keras.layers.Dense(spec.hidden_size, name="embeddings_projection")
     n_blocks = spec.num_groups if family == "albert" else spec.num_layers
-    blocks = [
-        keras_hub.layers.TransformerEncoder(
-            intermediate_dim=spec.intermediate_size, num_heads=spec.num_heads,
-            dropout=spec.dropout, activation=spec.activation,
-            layer_norm_epsilon=spec.layer_norm_eps, name=f"transformer_layer_{i}")
-        for i in range(n_blocks)
-    ]
+    blocks = porting.transformer_layers(
+        n_blocks, intermediate_dim=spec.intermediate_size, num_heads=spec.num_heads,
+        dropout=spec.dropout, activation=spec.activation, layer_norm_epsilon=spec.layer_norm_eps)
 
     # === Functional Model ===
-    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+    feed = inputs.text_inputs()
+    token_ids, padding_mask = feed[inputs.TOKEN_IDS], feed[inputs.PADDING_MASK]
     tokens = token_embedding(token_ids)
     x = embeddings_norm(tokens + position_embedding(tokens))
     x = embeddings_dropout(x)
@@ -163,45 +139,13 @@ def build_text_backbone(spec, family, with_pooler, name=None):
     if with_pooler:
         cls = keras.layers.Dense(spec.hidden_size, activation="tanh", name="pooled_dense")(cls)
     return keras.Model(
-        inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+        inputs=feed,
         outputs={"sequence_output": x, "pooled_output": cls},
         name=name or f"{family}_backbone",
     )
 
 
 # === Weight porting ===
-
-def _assign(variable, value, ckpt_name):
-    value = np.asarray(value, np.float32)
-    if tuple(variable.shape) != tuple(value.shape):
-        raise CheckpointError(
-            f"{ckpt_name}: cannot assign shape {value.shape} to {variable.path} "
-            f"{tuple(variable.shape)}; config.json and the weights disagree."
-        )
-    variable.assign(value)
-
-
-def _dense(ckpt, layer, name, in_dim, out_dim):
-    _assign(layer.kernel, ckpt.get(f"{name}.weight", (out_dim, in_dim)).T, name)
-    _assign(layer.bias, ckpt.get(f"{name}.bias", (out_dim,)), name)
-
-
-def _norm(ckpt, layer, name, dim):
-    _assign(layer.gamma, ckpt.get(f"{name}.weight", (dim,)), name)
-    _assign(layer.beta, ckpt.get(f"{name}.bias", (dim,)), name)
-
-
-def port_attention(ckpt, attn, names, hidden, num_heads):
-    """Ports q/k/v/out Linear weights (`names`: 4 HF prefixes) into keras MHA."""
-    head_dim = hidden // num_heads
-    for dense, name in zip((attn.query_dense, attn.key_dense, attn.value_dense), names[:3]):
-        w = ckpt.get(f"{name}.weight", (hidden, hidden))
-        _assign(dense.kernel, w.T.reshape(hidden, num_heads, head_dim), name)
-        _assign(dense.bias, ckpt.get(f"{name}.bias", (hidden,)).reshape(num_heads, head_dim), name)
-    w = ckpt.get(f"{names[3]}.weight", (hidden, hidden))
-    _assign(attn.output_dense.kernel, w.T.reshape(num_heads, head_dim, hidden), names[3])
-    _assign(attn.output_dense.bias, ckpt.get(f"{names[3]}.bias", (hidden,)), names[3])
-
 
 def _layer_names(family, i):
     if family == "distilbert":
@@ -224,9 +168,9 @@ def _layer_names(family, i):
 def port_text_weights(backbone, ckpt, spec, family):
     """Copies Hugging Face weights from `ckpt` into `build_text_backbone`'s model."""
     E, H = spec.embedding_size, spec.hidden_size
-    _assign(backbone.get_layer("token_embedding").embeddings,
-            ckpt.get("embeddings.word_embeddings.weight", (spec.vocab_size, E)),
-            "embeddings.word_embeddings.weight")
+    porting.assign(backbone.get_layer("token_embedding").embeddings,
+                   ckpt.get("embeddings.word_embeddings.weight", (spec.vocab_size, E)),
+                   "embeddings.word_embeddings.weight")
     positions = ckpt.get("embeddings.position_embeddings.weight",
                          (spec.max_positions + spec.position_offset, E))
     positions = positions[spec.position_offset:]
@@ -234,27 +178,23 @@ def port_text_weights(backbone, ckpt, spec, family):
         # Single-segment input: token type 0 everywhere, so its row is a constant
         # added to every position.
         positions = positions + ckpt.get("embeddings.token_type_embeddings.weight")[0]
-    _assign(backbone.get_layer("position_embedding").position_embeddings, positions,
-            "embeddings.position_embeddings.weight")
-    _norm(ckpt, backbone.get_layer("embeddings_layer_norm"), "embeddings.LayerNorm", E)
+    porting.assign(backbone.get_layer("position_embedding").position_embeddings, positions,
+                   "embeddings.position_embeddings.weight")
+    porting.port_norm(ckpt, backbone.get_layer("embeddings_layer_norm"), "embeddings.LayerNorm", E)
     if family == "albert":
-        _dense(ckpt, backbone.get_layer("embeddings_projection"),
-               "encoder.embedding_hidden_mapping_in", E, H)
+        porting.port_dense(ckpt, backbone.get_layer("embeddings_projection"),
+                           "encoder.embedding_hidden_mapping_in", E, H)
     elif family == "electra" and E != H:
-        _dense(ckpt, backbone.get_layer("embeddings_projection"), "embeddings_project", E, H)
+        porting.port_dense(ckpt, backbone.get_layer("embeddings_projection"), "embeddings_project",
+                           E, H)
     n_blocks = spec.num_groups if family == "albert" else spec.num_layers
     for i in range(n_blocks):
-        block = backbone.get_layer(f"transformer_layer_{i}")
-        n = _layer_names(family, i)
-        port_attention(ckpt, block._self_attention_layer, [n["q"], n["k"], n["v"], n["o"]],
-                       H, spec.num_heads)
-        _norm(ckpt, block._self_attention_layer_norm, n["ln1"], H)
-        _dense(ckpt, block._feedforward_intermediate_dense, n["ff1"], H, spec.intermediate_size)
-        _dense(ckpt, block._feedforward_output_dense, n["ff2"], spec.intermediate_size, H)
-        _norm(ckpt, block._feedforward_layer_norm, n["ln2"], H)
+        porting.port_transformer_layer(ckpt, backbone.get_layer(f"transformer_layer_{i}"),
+                                       _layer_names(family, i), H, spec.num_heads,
+                                       spec.intermediate_size)
     if any(layer.name == "pooled_dense" for layer in backbone.layers):
-        _dense(ckpt, backbone.get_layer("pooled_dense"),
-               "pooler" if family == "albert" else "pooler.dense", H, H)
+        porting.port_dense(ckpt, backbone.get_layer("pooled_dense"),
+                           "pooler" if family == "albert" else "pooler.dense", H, H)
 
 
 def _pooler_name(family):
@@ -373,16 +313,10 @@ def load_text_encoder(path, sequence_length=64, dropout=None):
     >>> enc = load_text_encoder("/models/klue-roberta-base", 64)  # doctest: +SKIP
     >>> enc.backbone(enc.preprocessor(tf.constant(["안녕하세요"])))  # doctest: +SKIP
     """
-    anchors = ("embeddings.word_embeddings.weight",)
-    ckpt = read_checkpoint(path, anchors=anchors)
-    config_file = os.path.join(ckpt.path, "config.json")
+    ckpt, config_file = porting.read_supported_checkpoint(
+        path, anchors=("embeddings.word_embeddings.weight",), families=FAMILIES,
+        what="text encoder", hint="; audio: wav2vec2, hubert via --audio_encoder")
     family = ckpt.model_type
-    if family not in FAMILIES:
-        raise CheckpointError(
-            f"{config_file}: model_type {family!r} is not a supported text encoder "
-            f"(supported: {', '.join(FAMILIES)}; audio: wav2vec2, hubert via "
-            "--audio_encoder)."
-        )
     try:
         spec = _spec(ckpt.config, family, config_file)
     except KeyError as e:

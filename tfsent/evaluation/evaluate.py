@@ -1,11 +1,13 @@
 """Evaluate a trained model on a whole manifest split and write `MODEL_DIR/eval/`.
 
 Outputs (`eval/` for the test split, `eval_<split>/` for others):
-- `metrics.json` — see `tfsent.evaluation.metrics` for the definitions (accuracy = WA, UA = macro
+- `metrics.json` — see `tfsent.metrics.definitions` for the definitions (accuracy = WA, UA = macro
   recall, macro/weighted F1, per-class scores, confusion matrix; RMSE/MAE/Pearson/CCC for regressors),
   plus the split strategy, label rule and class set the numbers belong to;
 - `confusion_matrix.png`, `report.md`, `predictions.csv` (one row per utterance);
 - with `plot_embeddings`, `embeddings_pca.png` and `embeddings_tsne.png` of the penultimate layer.
+
+Keras and scikit-learn runs alike (the run is loaded by `tfsent.tasks.load_run`).
 
 Example:
 
@@ -17,60 +19,49 @@ result["metrics"]["macro_f1"]
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pandas as pd
 
-from tfsent.training.summaries import confusion_matrix_png
-
-
-def load_trained(model_dir, manifest=None, batch_size=32):
-    """(task, model) for a model dir written by bin/train, ready for deterministic inference."""
-    import keras
-
-    from tfsent.corpus.manifest import read_manifest
-    from tfsent.models import registry
-    from tfsent.training.task import EmotionTask, TaskConfig
-
-    config = TaskConfig.load(model_dir)
-    manifest = manifest or config.manifest
-    if not manifest or not os.path.isfile(manifest):
-        raise FileNotFoundError(f"manifest {manifest!r} not found; pass --manifest=OUT/manifest.csv")
-    model_path = os.path.join(model_dir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"{model_path} not found: training has not finished in {model_dir!r}")
-    registry.names()  # imports every model module so custom layers are registered
-    model = keras.saving.load_model(model_path)
-    frame, sidecar = read_manifest(manifest)
-    task = EmotionTask(config, frame, sidecar, batch_size=batch_size)
-    task._model_inputs = registry.input_names(model)
-    return task, model
+from tfsent.core import files
+from tfsent.core.errors import UsageError
+from tfsent.metrics.plots import confusion_matrix_png
+from tfsent.tasks import load_run
 
 
 def evaluate_model_dir(model_dir, split="test", manifest=None, batch_size=32, plot_embeddings=False,
                        out_dir=None):
-    import tensorflow as tf
-
-    from tfsent.training.trainer import compute_metrics, predict_split
-
-    task, model = load_trained(model_dir, manifest, batch_size)
-    key = task.output_key()
-
-    @tf.function(reduce_retracing=True)
-    def predict_step(inputs):
-        return tf.cast(model(inputs, training=False)[key], tf.float32)
-
-    predictions = predict_split(task, predict_step, split)
-    metrics = compute_metrics(task, predictions)
-    rows = task.pipeline().split_frame(split)
-    n_split = len(rows)
-    metrics["num_examples_in_split"] = n_split
-    metrics["num_unreadable_skipped"] = int(n_split - len(predictions["index"]))
-    sidecar = task.sidecar
+    """Scores the run in `model_dir` (Keras or scikit-learn) on the whole `split`; writes `out_dir`
+    (default `MODEL_DIR/eval/` for test, `eval_<split>/` otherwise). Returns `{"metrics", "out_dir"}`."""
+    loaded = load_run(model_dir, manifest, batch_size=batch_size)
+    task = loaded.task
+    rows = task.split_frame(split)
+    predictions = task.predict(loaded.predict_fn(), split)
+    metrics = task.compute_metrics(predictions)
+    metrics["num_examples_in_split"] = len(rows)
+    metrics["num_unreadable_skipped"] = int(len(rows) - len(predictions["index"]))
     metrics["split"] = split
-    metrics["context"] = {
+    metrics["context"] = _context(task)
+    out_dir = out_dir or loaded.run.eval_dir(split)
+    os.makedirs(out_dir, exist_ok=True)
+    files.write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    _write_predictions(out_dir, task, rows, predictions)
+    if task.is_classification:
+        png = confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), list(task.config.classes),
+                                   title=f"{task.config.model} — {split} split")
+        files.write_bytes(os.path.join(out_dir, "confusion_matrix.png"), png)
+    if plot_embeddings:
+        if loaded.kind != "keras":
+            raise UsageError(f"--plot_embeddings needs a Keras model; {task.config.model!r} is scikit-learn")
+        _plot_embeddings(task, loaded.model, split, out_dir)
+    files.write_text(os.path.join(out_dir, "report.md"), markdown_report(metrics))
+    return {"metrics": metrics, "out_dir": out_dir}
+
+
+def _context(task):
+    sidecar = task.sidecar
+    return {
         "corpus": sidecar.get("corpus"),
         "split_strategy": sidecar.get("split"),
         "label_rule": sidecar.get("label_rule"),
@@ -79,18 +70,6 @@ def evaluate_model_dir(model_dir, split="test", manifest=None, batch_size=32, pl
         "model": task.config.model,
         "manifest": task.config.manifest,
     }
-    out_dir = out_dir or os.path.join(model_dir, "eval" if split == "test" else f"eval_{split}")
-    os.makedirs(out_dir, exist_ok=True)
-    _write(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2, ensure_ascii=False))
-    _write_predictions(out_dir, task, rows, predictions)
-    if task.is_classification:
-        png = confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), list(task.config.classes),
-                                   title=f"{task.config.model} — {split} split")
-        _write(os.path.join(out_dir, "confusion_matrix.png"), png, binary=True)
-    if plot_embeddings:
-        _plot_embeddings(task, model, split, out_dir)
-    _write(os.path.join(out_dir, "report.md"), markdown_report(metrics))
-    return {"metrics": metrics, "out_dir": out_dir}
 
 
 def markdown_report(metrics) -> str:
@@ -111,7 +90,7 @@ def markdown_report(metrics) -> str:
         if key in metrics:
             lines.append(f"| {key} | {metrics[key]:.4f} |")
     lines += ["", "accuracy = WA (overall accuracy); unweighted_accuracy = UA (mean per-class recall). "
-              "Definitions: tfsent/evaluation/metrics.py.", ""]
+              "Definitions: tfsent/metrics/definitions.py.", ""]
     if "per_class" in metrics:
         lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         per_class = metrics["per_class"]
@@ -133,7 +112,7 @@ def _write_predictions(out_dir, task, rows, predictions):
     else:
         out["true"] = predictions["values"]
         out["predicted"] = predictions["outputs"].reshape(-1)
-    _write(os.path.join(out_dir, "predictions.csv"), out.to_csv(index=False))
+    files.write_text(os.path.join(out_dir, "predictions.csv"), out.to_csv(index=False))
 
 
 def _plot_embeddings(task, model, split, out_dir):
@@ -167,9 +146,8 @@ def _plot_embeddings(task, model, split, out_dir):
         ax.legend()
         ax.set_title(f"{task.config.model}: penultimate-layer embeddings ({kind.upper()}, {split})")
         fig.tight_layout()
-        path = os.path.join(out_dir, f"embeddings_{kind}.png")
-        fig.savefig(path + ".tmp.png")
-        os.replace(path + ".tmp.png", path)
+        with files.atomic_path(os.path.join(out_dir, f"embeddings_{kind}.png")) as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
 
 
@@ -177,10 +155,3 @@ def _softmax(logits):
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def _write(path, data, binary=False):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-        f.write(data)
-    os.replace(tmp, path)

@@ -1,18 +1,34 @@
 """Prediction with an exported model, locally or through TF Serving (the library behind bin/predict).
 
-Inputs are collected from a WAV file, a folder of WAVs (FILE.txt beside FILE.wav holds its text) or a
-manifest; a  (a SavedModel version dir) or a  (REST/gRPC) scores them in
-batches and  writes one JSON line per input."""
+`collect_inputs` gathers the inputs from a WAV file, a folder of WAVs (FILE.txt beside FILE.wav holds
+its text), a text, or a `bin/prepare` manifest; a `LocalRunner` (a SavedModel version dir, run in this
+process) or a `ServerRunner` (TF Serving over REST or gRPC) scores them, and `predict` sends them in
+batches and writes one JSON line per input. Mistakes in what the user gave raise
+`tfsent.core.errors.UsageError` with a message naming the flag or file.
+
+Example:
+
+```python
+import sys
+
+from tfsent.export.predict import LocalRunner, ServerRunner, collect_inputs, predict
+
+items = collect_inputs(wav="clips/", text="오늘 정말 행복해요")
+rows = predict(LocalRunner("exports/demo_fusion/1"), items, batch_size=8, out=sys.stdout)
+rows = predict(ServerRunner("localhost:8501", "demo_fusion", "rest", None, 30.0), items)
+rows[0]["label"], rows[0]["probabilities"]
+```
+"""
 
 from __future__ import annotations
-import csv
+
 import json
 import os
 import sys
 
+from tfsent.core.errors import UsageError
 
-class UsageError(ValueError):
-    pass
+__all__ = ["UsageError", "collect_inputs", "LocalRunner", "ServerRunner", "predict"]
 
 
 def collect_inputs(wav=None, text=None, manifest=None, split=None):
@@ -43,25 +59,23 @@ def collect_inputs(wav=None, text=None, manifest=None, split=None):
 
 
 def _manifest_inputs(path, split):
+    from tfsent.corpus.manifest import read_manifest
+
     if not os.path.isfile(path):
         raise UsageError(f"--manifest={path}: no such file")
-    sidecar_path = os.path.splitext(path)[0] + ".json"
-    data_dir = os.path.dirname(os.path.abspath(path))
-    if os.path.isfile(sidecar_path):
-        with open(sidecar_path, encoding="utf-8") as f:
-            data_dir = json.load(f).get("data_dir") or data_dir
+    try:  # the user's file: missing sidecar, a sidecar of another manifest, not Contract 1
+        frame, sidecar = read_manifest(path)
+    except (FileNotFoundError, ValueError) as e:  # what read_manifest raises for them
+        raise UsageError(f"--manifest={path}: not a bin/prepare manifest ({e})") from None
+    data_dir = sidecar.get("data_dir") or os.path.dirname(os.path.abspath(path))
+    if split:
+        frame = frame[frame["split"] == str(split)]
     items = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"utt_id", "audio_path", "text"} - set(reader.fieldnames or [])
-        if missing:
-            raise UsageError(f"{path}: not a tfsent manifest (missing columns {sorted(missing)})")
-        for row in reader:
-            if split and row.get("split") != split:
-                continue
-            audio = row["audio_path"]
+    for row in frame.itertuples(index=False):
+        audio = row.audio_path
+        if audio:
             audio = audio if os.path.isabs(audio) else os.path.join(data_dir, audio)
-            items.append((row["utt_id"], audio, row["text"], {"emotion": row.get("emotion")}))
+        items.append((row.utt_id, audio or None, row.text, {"emotion": row.emotion}))
     if not items:
         raise UsageError(f"{path}: no rows" + (f" in split {split!r}" if split else ""))
     return items
@@ -71,11 +85,11 @@ class LocalRunner:
     """Calls a version dir's signatures in this process (TF + tensorflow_text only)."""
 
     def __init__(self, path):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise UsageError(f"--model={path} is not a SavedModel version dir (no saved_model.pb)")
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
 
-        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise UsageError(f"--model={path} is not a SavedModel version dir (no saved_model.pb)")
         self._tf = tf
         self._loaded = tf.saved_model.load(path)
         self.takes_audio = "predict_wav" in self._loaded.signatures
@@ -97,14 +111,17 @@ class LocalRunner:
 
 
 class ServerRunner:
-    """Calls a TF Serving server through `tfsent.serving.ServingClient`."""
+    """Calls a TF Serving server through `tfsent.export.client.ServingClient`."""
 
     def __init__(self, server, model_name, protocol, version, timeout):
         from tfsent.export.client import ServingClient
 
         if not model_name:
             raise UsageError("--server needs --model_name (the name TF Serving serves the model under)")
-        self.client = ServingClient(server, model_name, protocol=protocol, version=version, timeout=timeout)
+        try:  # the client checks --server (HOST:PORT) and --protocol
+            self.client = ServingClient(server, model_name, protocol=protocol, version=version, timeout=timeout)
+        except ValueError as e:
+            raise UsageError(f"--server={server}: {e}") from None
         self.takes_audio = self.takes_text = None  # learnt from the inputs given
 
     def __call__(self, wavs, texts):
@@ -148,6 +165,8 @@ def predict(runner, items, batch_size=8, out=sys.stdout):
             for ident, path, _, _ in chunk:
                 if not path:
                     raise UsageError(f"{ident}: this model takes audio: pass --wav")
+                if not os.path.isfile(path):
+                    raise UsageError(f"{ident}: audio file {path} not found")
                 with open(path, "rb") as f:
                     wavs.append(f.read())
         texts = None

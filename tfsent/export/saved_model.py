@@ -43,10 +43,12 @@ import tensorflow as tf
 
 from tfsent.audio.features import AudioFrontend
 from tfsent.audio.io import decode_wav_bytes
-from tfsent.models import registry
+from tfsent.core import files
+from tfsent.core import inputs as inputs_lib
+from tfsent.core.errors import UsageError
+from tfsent.core.run_dir import RunDir
+from tfsent.tasks import load_run
 
-AUDIO_KEYS = ("audio_features", "audio_mask", "waveform", "waveform_mask")
-TEXT_KEYS = ("token_ids", "padding_mask")
 POOLING = ("mean", "max")
 MODEL_CARD = "model_card.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -58,10 +60,6 @@ MISSING_MODALITY_NOTE = (
     "A row with neither audio nor text is rejected (InvalidArgument). Expect accuracy near the "
     "single-modality model's on such rows. Single-modality models reject an empty input."
 )
-
-
-# Re-exported for callers of this module; the one definition lives in the registry.
-model_input_names = registry.input_names
 
 
 class ServingModule(tf.Module):
@@ -94,10 +92,10 @@ class ServingModule(tf.Module):
         self.sample_rate = int(feature.sample_rate)
         self.frontend = AudioFrontend(feature) if feature.kind != "waveform" else None
         self.text_preprocessor = text_preprocessor
-        inputs = model_input_names(model)
+        inputs = inputs_lib.input_names(model)
         self.model_inputs = inputs
-        self.takes_audio = any(k in AUDIO_KEYS for k in inputs)
-        self.takes_text = any(k in TEXT_KEYS for k in inputs)
+        self.takes_audio = inputs_lib.takes_audio(inputs)
+        self.takes_text = inputs_lib.takes_text(inputs)
         if self.takes_text and text_preprocessor is None:
             raise ValueError(f"model {config.model!r} takes text but no text preprocessor was given")
         if pooling not in POOLING:
@@ -318,6 +316,10 @@ class ServingModule(tf.Module):
 # === Export ===
 
 
+class ExportExistsError(UsageError, FileExistsError):
+    """The version directory to export to exists already (an export never overwrites one)."""
+
+
 def next_version(base: str) -> int:
     """The next integer version under a TF Serving model base dir (1 when empty or missing)."""
     if not os.path.isdir(base):
@@ -327,38 +329,16 @@ def next_version(base: str) -> int:
 
 
 def load_for_export(model_dir, manifest=None):
-    """(config, model, text_preprocessor, task or None) for a model dir written by bin/train.
-
-    The manifest is optional here (it only feeds the model card's training data summary), so a model
-    dir copied to another machine still exports. A vocabulary path that no longer exists is looked up
-    next to the model (`MODEL_DIR/<basename>`).
-    """
-    import keras
-
-    from tfsent.models import registry
-    from tfsent.training.task import EmotionTask, TaskConfig
-
-    config = TaskConfig.load(model_dir)
-    model_path = os.path.join(model_dir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"{model_path} not found: training has not finished in {model_dir!r}")
-    if config.vocabulary and not os.path.isfile(config.vocabulary):
-        local = os.path.join(model_dir, os.path.basename(config.vocabulary))
-        if not os.path.isfile(local):
-            raise FileNotFoundError(f"vocabulary {config.vocabulary!r} (from {model_dir}/tfsent_config.json) "
-                                    f"not found, nor {local!r}")
-        config.vocabulary = local
-    registry.names()  # imports every model module so custom layers are registered
-    model = keras.saving.load_model(model_path, compile=False)
-    frame, sidecar = None, {}
-    manifest = manifest or config.manifest
-    if manifest and os.path.isfile(manifest):
-        from tfsent.corpus.manifest import read_manifest
-
-        frame, sidecar = read_manifest(manifest)
-    task = EmotionTask(config, frame, sidecar)
-    text_preprocessor = task.text_preprocessor() if any(k in TEXT_KEYS for k in model_input_names(model)) else None
-    return config, model, text_preprocessor, task
+    """(config, model, text_preprocessor, task) of a Keras run, through the one run loader
+    (`tfsent.tasks.load_run`). The manifest is optional here (it only feeds the model card's training
+    data summary), so a model dir copied to another machine still exports."""
+    loaded = load_run(model_dir, manifest, require_manifest=False)
+    if loaded.kind != "keras":
+        raise UsageError(f"{model_dir}: {loaded.config.model!r} is a scikit-learn model; only Keras models "
+                         f"export as SavedModels")
+    task = loaded.task
+    text_preprocessor = task.text_preprocessor() if inputs_lib.takes_text(task.model_inputs) else None
+    return loaded.config, loaded.model, text_preprocessor, task
 
 
 def export_model(model, config, export_dir, *, model_name=None, version=None, text_preprocessor=None,
@@ -374,14 +354,14 @@ def export_model(model, config, export_dir, *, model_name=None, version=None, te
     """
     model_name = model_name or config.model
     if not model_name or "/" in model_name or model_name.startswith("."):
-        raise ValueError(f"model_name {model_name!r} must be a plain directory name")
+        raise UsageError(f"model_name {model_name!r} must be a plain directory name")
     base = os.path.join(export_dir, model_name)
     version = int(version) if version is not None else next_version(base)
     if version < 1:
-        raise ValueError(f"version must be a positive integer; got {version}")
+        raise UsageError(f"version must be a positive integer; got {version}")
     final = os.path.join(base, str(version))
     if os.path.exists(final):
-        raise FileExistsError(f"{final} already exists; pick another --version or leave it unset")
+        raise ExportExistsError(f"{final} already exists; pick another --version or leave it unset")
     os.makedirs(base, exist_ok=True)
     _remove_stale_temporaries(base)
     tmp = os.path.join(base, f".tmp-{version}-{os.getpid()}")
@@ -397,7 +377,7 @@ def export_model(model, config, export_dir, *, model_name=None, version=None, te
         try:
             os.rename(tmp, final)
         except OSError as e:  # another export took this version meanwhile
-            raise FileExistsError(f"{final} appeared while exporting ({e}); export again") from None
+            raise ExportExistsError(f"{final} appeared while exporting ({e}); export again") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -440,20 +420,9 @@ def _remove_stale_temporaries(base):
 
 def training_card(model_dir, task=None):
     """Model card fields from a model dir: flags, training data summary, validation and test metrics."""
-
-    def _load(name):
-        path = os.path.join(model_dir, name)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        return None
-
-    flags = []
-    flags_path = os.path.join(model_dir, "flags.txt")
-    if os.path.exists(flags_path):
-        with open(flags_path, encoding="utf-8") as f:
-            flags = [line.strip() for line in f if line.strip().startswith("--")]
-    train_summary = _load("train_summary.json") or {}
+    run = RunDir(model_dir)
+    flags = run.read_flags()
+    train_summary = run.read_train_summary()
     data = {"manifest": task.config.manifest if task else None}
     if task is not None and task.frame is not None:
         frame = task.frame
@@ -475,7 +444,7 @@ def training_card(model_dir, task=None):
         "training": {k: train_summary.get(k) for k in ("selection_metric", "best_value", "epochs_run",
                                                            "global_step") if k in train_summary},
         "validation_metrics": _headline(train_summary.get("valid_metrics")),
-        "test_metrics": _headline(_load(os.path.join("eval", "metrics.json"))),
+        "test_metrics": _headline(run.read_eval_metrics("test")),
     }
 
 
@@ -526,14 +495,13 @@ def _write_model_card(path, module, model_name, version, card):
             f"Texts longer than {config.sequence_length} tokens ([CLS] and [SEP] included) are truncated: "
             f"the first {config.sequence_length - 2} word pieces are kept." if module.takes_text else "n/a"
         ),
-        "model_config": {k: v for k, v in config.__dict__.items()},
+        "model_config": config.to_dict(),
         **card,
         "versions": {"tfsent": tfsent.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                      "tensorflow_text": tf_text_version},
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2, ensure_ascii=False, default=str)
+    files.write_text(path, json.dumps(content, indent=2, ensure_ascii=False, default=str))
 
 
 # === Warm-up requests ===

@@ -1,4 +1,4 @@
-"""scikit-learn baselines (seeds 000 and 004) and `fit_and_score`, which `bin/train` runs for them.
+"""scikit-learn baselines (seeds 000 and 004), and `RowModel`: a registered estimator fitted on manifest rows.
 
 Registered models (`kind="sklearn"`; builders return unfitted estimators):
 
@@ -12,21 +12,21 @@ Example:
 
 ```python
 from tfsent.models import registry
-from tfsent.models.classic import fit_and_score
+from tfsent.models.classic import as_row_model
 
-result = fit_and_score(registry.get("tfidf_svm"), frame, sidecar, model_dir="runs/svm")
-result["valid_metrics"]["accuracy"]
+model = as_row_model("tfidf_svm", registry.get("tfidf_svm").builder(c=0.5))
+model.fit_rows(train_rows, y_train, data_dir=sidecar["data_dir"], classes=sidecar["classes"])
 ```
+
+`bin/train` fits them through `tfsent.tasks.ClassicTask` and writes the same run files as a Keras run,
+so `bin/evaluate` scores them on any split.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 
 import numpy as np
-import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.naive_bayes import MultinomialNB
@@ -158,7 +158,7 @@ def class_probabilities(estimator, x):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _full_probabilities(estimator, x, num_classes):
+def full_probabilities(estimator, x, num_classes):
     """Probabilities over all classes even when a class was absent from the training rows."""
     probs = class_probabilities(estimator, x)
     out = np.zeros((probs.shape[0], num_classes), dtype="float64")
@@ -166,80 +166,39 @@ def _full_probabilities(estimator, x, num_classes):
     return out
 
 
-def _atomic_bytes(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+class RowModel:
+    """A registered scikit-learn model that fits on and scores manifest rows.
 
-
-def fit_and_score(
-    entry, frame, sidecar, *, model_dir, train_split="train", valid_split="valid", model_kwargs=None
-):
-    """Fits a registered sklearn model on the `train_split` rows and scores the `valid_split` rows.
+    Models that read more than one column (e.g. `stacking`) implement `fit_rows` /
+    `probabilities_rows` themselves; every other estimator is wrapped in this class, which turns rows
+    into the model's inputs (`model_inputs`). What `bin/train` pickles as `model.pkl`.
 
     Args:
-        entry: the `registry.ModelEntry` (kind `sklearn`).
-        frame: the manifest DataFrame (Contract 1); labels from `emotion`.
-        sidecar: the manifest sidecar (`classes`, `data_dir`).
-        model_dir: where `model.pkl`, `valid_predictions.csv` and `metrics.json` are written.
-        train_split, valid_split: values of the `split` column.
-        model_kwargs: builder arguments (`--model_kwargs`).
+        name: the registered model name.
+        estimator: the unfitted estimator its builder returned.
 
-    Returns:
-        `{"model", "classes", "valid_predictions" (DataFrame), "valid_metrics"}`.
+    Example:
+
+    ```python
+    model = as_row_model("tfidf_svm", registry.get("tfidf_svm").builder())
+    model.fit_rows(train_rows, y, data_dir="", classes=["neutral", "happy", "sad", "angry"])
+    probs = model.probabilities_rows(test_rows, split="test", data_dir="", classes=["neutral", "happy", "sad", "angry"])
+    ```
     """
-    if entry.kind != "sklearn":
-        raise ValueError(f"fit_and_score: model {entry.name!r} is a {entry.kind} model")
-    if entry.name == "stacking":
-        from tfsent.models.stacking import fit_and_score_stacking
 
-        return fit_and_score_stacking(
-            entry, frame, sidecar, model_dir=model_dir, train_split=train_split,
-            valid_split=valid_split, model_kwargs=model_kwargs,
-        )
-    classes = list(sidecar["classes"])
-    index = {c: i for i, c in enumerate(classes)}
-    split = frame["split"].astype(str)
-    train = frame[split == str(train_split)]
-    valid = frame[split == str(valid_split)]
-    if train.empty:
-        raise ValueError(f"no rows with split == {train_split!r} in the manifest")
-    unknown = sorted(set(frame["emotion"].dropna()) - set(classes))
-    if unknown:
-        raise ValueError(f"manifest emotions {unknown} are not in the class set {classes}")
-    data_dir = sidecar.get("data_dir", "")
-    estimator = entry.builder(**(model_kwargs or {}))
-    y_train = train["emotion"].map(index).to_numpy(dtype=int)
-    estimator.fit(model_inputs(entry.name, estimator, train, data_dir), y_train)
+    def __init__(self, name, estimator):
+        self.name = name
+        self.estimator = estimator
 
-    os.makedirs(model_dir, exist_ok=True)
-    _atomic_bytes(os.path.join(model_dir, "model.pkl"), pickle.dumps(estimator))
-    result = {"model": estimator, "classes": classes}
-    if not valid.empty:
-        probs = _full_probabilities(estimator, model_inputs(entry.name, estimator, valid, data_dir), len(classes))
-        pred = probs.argmax(axis=1)
-        predictions = pd.DataFrame(
-            {"utt_id": valid["utt_id"].to_numpy(), "label": valid["emotion"].to_numpy(),
-             "prediction": [classes[i] for i in pred]}
-        )
-        for i, c in enumerate(classes):
-            predictions[f"prob_{c}"] = probs[:, i]
-        from tfsent.evaluation.metrics import classification_metrics
+    def fit_rows(self, rows, labels, *, data_dir, classes, groups=None):
+        self.estimator.fit(model_inputs(self.name, self.estimator, rows, data_dir), labels)
+        return self
 
-        y_valid = valid["emotion"].map(index).to_numpy(dtype=int)
-        metrics = classification_metrics(y_valid, pred, classes)
-        metrics["split"] = str(valid_split)
-        tmp = os.path.join(model_dir, f"valid_predictions.csv.tmp-{os.getpid()}")
-        predictions.to_csv(tmp, index=False)
-        os.replace(tmp, os.path.join(model_dir, "valid_predictions.csv"))
-        _atomic_bytes(
-            os.path.join(model_dir, "metrics.json"),
-            json.dumps(metrics, indent=2, ensure_ascii=False, default=float).encode("utf-8"),
-        )
-        result.update(valid_predictions=predictions, valid_metrics=metrics)
-    return result
+    def probabilities_rows(self, rows, *, split, data_dir, classes):
+        x = model_inputs(self.name, self.estimator, rows, data_dir)
+        return full_probabilities(self.estimator, x, len(classes))
 
 
-# Registers `stacking` (the registry imports this module, not `stacking`, to load sklearn models).
-from tfsent.models import stacking as _stacking  # noqa: E402,F401
+def as_row_model(name, estimator):
+    """`estimator` itself when it fits on manifest rows, else a `RowModel` around it."""
+    return estimator if hasattr(estimator, "fit_rows") else RowModel(name, estimator)

@@ -1,4 +1,4 @@
-"""Shared layers for tfsent models: masked pooling, transformer blocks, masked recurrence, positions.
+"""Shared layers for tfsent models: masking, masked pooling, masked recurrence, positions.
 
 Every layer here that mixes information across time takes an explicit int32 padding mask `[B, T]`
 (1 = real step, 0 = padding) as a call argument, so a clip's or sentence's output does not depend on how
@@ -9,9 +9,11 @@ Example:
 ```python
 x = keras.Input((None, 64))
 mask = keras.Input((None,), dtype="int32")
-h = TransformerEncoderBlock(num_heads=4, intermediate_dim=128)(x, mask)
-pooled = MaskedGlobalAveragePooling1D()(h, mask)   # [B, 64]
+h = MaskedRNN(keras.layers.GRU(32, return_sequences=True))(x, mask)
+pooled = MaskedGlobalAveragePooling1D()(h, mask)   # [B, 32]
 ```
+
+Transformer blocks live in `tfsent.models.transformer`.
 """
 
 from __future__ import annotations
@@ -29,16 +31,26 @@ def _float_mask(mask, dtype):
     return ops.expand_dims(ops.cast(mask, dtype), axis=-1)
 
 
-def attention_mask_from_padding(padding_mask):
-    """int32 padding mask [B, S] -> bool attention mask [B, 1, S] (every query sees the real keys)."""
-    return ops.expand_dims(ops.cast(padding_mask, "bool"), axis=1)
+def _masked_mean_std(inputs, m, axis, epsilon):
+    """Mean and standard deviation of `inputs` over `axis`, counting the steps where `m` is 1."""
+    count = ops.maximum(ops.sum(m, axis=axis), ops.cast(1.0, inputs.dtype))
+    mean = ops.sum(inputs * m, axis=axis) / count
+    var = ops.sum(ops.square((inputs - ops.expand_dims(mean, axis)) * m), axis=axis) / count
+    return mean, ops.sqrt(var + epsilon)
 
 
 # === Pooling ===
 
 
+class _TimePooling(layers.Layer):
+    """Base of the layers that reduce `[B, T, C]` (and an optional mask) to `[B, C]`."""
+
+    def compute_output_shape(self, inputs_shape, mask_shape=None):
+        return (inputs_shape[0], inputs_shape[-1])
+
+
 @keras.saving.register_keras_serializable(package="tfsent")
-class MaskedGlobalAveragePooling1D(layers.Layer):
+class MaskedGlobalAveragePooling1D(_TimePooling):
     """Mean over the real time steps of `[B, T, C]`.
 
     Args:
@@ -66,13 +78,9 @@ class MaskedGlobalAveragePooling1D(layers.Layer):
         count = ops.maximum(ops.sum(m, axis=1), ops.cast(1.0, inputs.dtype))
         return total / count
 
-    def compute_output_shape(self, inputs_shape, mask_shape=None):
-        input_shape = inputs_shape
-        return (input_shape[0], input_shape[-1])
-
 
 @keras.saving.register_keras_serializable(package="tfsent")
-class MaskedGlobalMaxPooling1D(layers.Layer):
+class MaskedGlobalMaxPooling1D(_TimePooling):
     """Max over the real time steps of `[B, T, C]`; an all-padding example yields zeros.
 
     Call arguments:
@@ -92,13 +100,9 @@ class MaskedGlobalMaxPooling1D(layers.Layer):
         any_valid = ops.any(valid, axis=1)
         return ops.where(any_valid, peak, ops.zeros_like(peak))
 
-    def compute_output_shape(self, inputs_shape, mask_shape=None):
-        input_shape = inputs_shape
-        return (input_shape[0], input_shape[-1])
-
 
 @keras.saving.register_keras_serializable(package="tfsent")
-class MaskedStatisticsPooling1D(layers.Layer):
+class MaskedStatisticsPooling1D(_TimePooling):
     """Mean ‖ standard deviation over the real time steps: `[B, T, C]` -> `[B, 2C]`.
 
     Args:
@@ -115,23 +119,18 @@ class MaskedStatisticsPooling1D(layers.Layer):
     def call(self, inputs, mask=None):
         if mask is None:
             mask = ops.ones(ops.shape(inputs)[:2], dtype="int32")
-        m = _float_mask(mask, inputs.dtype)
-        count = ops.maximum(ops.sum(m, axis=1), ops.cast(1.0, inputs.dtype))
-        mean = ops.sum(inputs * m, axis=1) / count
-        centred = (inputs - ops.expand_dims(mean, 1)) * m
-        var = ops.sum(ops.square(centred), axis=1) / count
-        return ops.concatenate([mean, ops.sqrt(var + self.epsilon)], axis=-1)
+        mean, std = _masked_mean_std(inputs, _float_mask(mask, inputs.dtype), 1, self.epsilon)
+        return ops.concatenate([mean, std], axis=-1)
 
     def compute_output_shape(self, inputs_shape, mask_shape=None):
-        input_shape = inputs_shape
-        return (input_shape[0], 2 * input_shape[-1])
+        return (inputs_shape[0], 2 * inputs_shape[-1])
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package="tfsent")
-class LastValidStep(layers.Layer):
+class LastValidStep(_TimePooling):
     """The last real time step of `[B, T, C]` (the step before the padding starts): `[B, C]`.
 
     Example:
@@ -145,9 +144,110 @@ class LastValidStep(layers.Layer):
         last = ops.max(ops.cast(mask, "int32") * ops.expand_dims(steps, 0), axis=1)
         return ops.take_along_axis(inputs, ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0]
 
-    def compute_output_shape(self, inputs_shape, mask_shape=None):
-        input_shape = inputs_shape
+
+@keras.saving.register_keras_serializable(package="tfsent")
+class SelectPosition(layers.Layer):
+    """`[B, T, D]` → `[B, D]`, the step at `index` (0 = the [CLS] position).
+
+    Args:
+        index: the time step to select.
+
+    Example:
+    >>> cls = SelectPosition(0)(sequence)  # [B, D]
+    """
+
+    def __init__(self, index=0, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, inputs):
+        return inputs[:, self.index]
+
+    def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="tfsent")
+class ChannelAttentionPooling(layers.Layer):
+    """The NN_Classifier attention: weights the channels of `[B, L, C]` and sums them to `[B, L]`.
+
+    Each channel's length-`L` profile `x_c` gets the score `V · tanh(W x_c + b) + c` (`W` is `L×L`,
+    `V` is `L→1`), the scores are softmax-normalised over the `C` channels, and the output is the
+    weighted sum of the channel profiles. Parameters: `L² + 2L + 1 + L` (4,188,161 for `L=2045`).
+
+    Example:
+    >>> ChannelAttentionPooling()(x)  # x [B, 2045, 128] -> [B, 2045]
+    """
+
+    def build(self, input_shape):
+        length = input_shape[1]
+        if length is None:
+            raise ValueError(f"{self.name}: the sequence length must be static, got {input_shape}")
+        self.w = layers.Dense(length, activation="tanh", dtype=self.dtype_policy, name="w")
+        self.w.build((None, None, length))
+        self.v = layers.Dense(1, dtype=self.dtype_policy, name="v")
+        self.v.build((None, None, length))
+        self.built = True
+
+    def call(self, inputs):
+        channels_first = ops.transpose(inputs, (0, 2, 1))  # [B, C, L]
+        scores = self.v(self.w(channels_first))  # [B, C, 1]
+        weights = ops.softmax(scores, axis=1)
+        return ops.sum(channels_first * weights, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1])
+
+
+@keras.saving.register_keras_serializable(package="tfsent")
+class LayerwiseStatisticsPooling(layers.Layer):
+    """Masked mean ‖ std over time of every layer's hidden states: `[B, N, T, D]` → `[B, N, 2D]`.
+
+    Args:
+        epsilon: added to the variance before the square root.
+
+    Example:
+    >>> stats = LayerwiseStatisticsPooling()(hidden_states, frame_mask)  # [B, N, 2D]
+    """
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, inputs, mask):
+        m = ops.cast(mask, inputs.dtype)[:, None, :, None]  # [B, 1, T, 1]
+        mean, std = _masked_mean_std(inputs, m, 2, self.epsilon)
+        return ops.concatenate([mean, std], axis=-1)
+
+    def compute_output_shape(self, inputs_shape, mask_shape=None):
+        return (inputs_shape[0], inputs_shape[1], 2 * inputs_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="tfsent")
+class SoftmaxWeightedSum(layers.Layer):
+    """Learned softmax-normalised weights over axis 1: `[B, N, D]` → `[B, D]` (layer-weighted sum).
+
+    Example:
+    >>> summary = SoftmaxWeightedSum()(per_layer_stats)  # [B, N, D] -> [B, D]
+    """
+
+    def build(self, input_shape):
+        self.layer_weights = self.add_weight(
+            name="layer_weights", shape=(input_shape[1],), initializer="zeros"
+        )
+
+    def call(self, inputs):
+        w = ops.softmax(ops.cast(self.layer_weights, inputs.dtype))
+        return ops.einsum("bnd,n->bd", inputs, w)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
 
 
 # === Masking utilities ===
@@ -171,8 +271,7 @@ class ApplyTimeMask(layers.Layer):
         return inputs * m
 
     def compute_output_shape(self, inputs_shape, mask_shape=None):
-        input_shape = inputs_shape
-        return input_shape
+        return inputs_shape
 
 
 @keras.saving.register_keras_serializable(package="tfsent")
@@ -203,45 +302,36 @@ class DownsampleMask(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfsent")
-class ConvFrameMask(layers.Layer):
-    """Frame mask after a stack of valid 1-D convolutions (wav2vec2 feature encoder).
+class PackedConcatenate(layers.Layer):
+    """Concatenates two masked sequences on time and packs the real steps to the front.
 
-    A clip with `n` real samples has `n' = (n - k) // s + 1` real frames after a convolution of kernel
-    `k` and stride `s`; the output mask is `[B, T']` int32 with `T'` taken from `frames`.
+    `(a [B, Ta, D], mask_a [B, Ta], b [B, Tb, D], mask_b [B, Tb])` → `(x [B, Ta+Tb, D], mask)`, where
+    each row holds `a`'s real steps, then `b`'s real steps, then padding. Keeps the result
+    right-padded (what cuDNN recurrent kernels need and what "last real step" means), and makes it
+    independent of how much padding each input had.
 
-    Args:
-        kernel_sizes: kernel of each convolution.
-        strides: stride of each convolution.
-
-    Call arguments:
-        inputs: int32 `[B, S]` sample mask.
-        frames: the feature encoder output `[B, T', D]` (only its length is read).
+    Example:
+    >>> seq, mask = PackedConcatenate()(audio_seq, audio_mask, text_seq, text_mask)
     """
 
-    def __init__(self, kernel_sizes, strides, **kwargs):
-        super().__init__(**kwargs)
-        self.kernel_sizes = [int(k) for k in kernel_sizes]
-        self.strides = [int(s) for s in strides]
+    def call(self, a, mask_a, b, mask_b):
+        x = ops.concatenate([a, ops.cast(b, a.dtype)], axis=1)
+        mask = ops.concatenate([ops.cast(mask_a, "int32"), ops.cast(mask_b, "int32")], axis=1)
+        total = ops.shape(x)[1]
+        steps = ops.arange(total, dtype="int32")[None]
+        # Real steps keep their order first; padded steps move behind all of them.
+        key = ops.where(mask > 0, steps, steps + total)
+        order = ops.argsort(key, axis=1)
+        x = ops.take_along_axis(x, order[..., None], axis=1)
+        mask = ops.take_along_axis(mask, order, axis=1)
+        return x, mask
 
-    def call(self, inputs, frames):
-        lengths = ops.sum(ops.cast(inputs, "int32"), axis=1)
-        for k, s in zip(self.kernel_sizes, self.strides):
-            lengths = ops.maximum((lengths - k) // s + 1, 0)
-        steps = ops.arange(ops.shape(frames)[1], dtype="int32")
-        return ops.cast(ops.expand_dims(steps, 0) < ops.expand_dims(lengths, 1), "int32")
-
-    def compute_output_shape(self, inputs_shape, frames_shape):
-        return (inputs_shape[0], frames_shape[1])
-
-    def compute_output_spec(self, inputs, frames):
-        return keras.KerasTensor((inputs.shape[0], frames.shape[1]), dtype="int32")
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "kernel_sizes": self.kernel_sizes,
-            "strides": self.strides,
-        }
+    def compute_output_spec(self, a, mask_a, b, mask_b):
+        t = None if a.shape[1] is None or b.shape[1] is None else a.shape[1] + b.shape[1]
+        return (
+            keras.KerasTensor((a.shape[0], t, a.shape[2]), dtype=a.dtype),
+            keras.KerasTensor((a.shape[0], t), dtype="int32"),
+        )
 
 
 @keras.saving.register_keras_serializable(package="tfsent")
@@ -266,8 +356,7 @@ class MaskedRNN(layers.Wrapper):
         return keras.tree.map_structure(ops.copy, outputs)
 
     def compute_output_shape(self, inputs_shape, mask_shape=None):
-        input_shape = inputs_shape
-        return self.layer.compute_output_shape(input_shape)
+        return self.layer.compute_output_shape(inputs_shape)
 
     def build(self, inputs_shape, mask_shape=None):
         if not self.layer.built:
@@ -345,124 +434,6 @@ class LearnedPositionEmbedding(layers.Layer):
         }
 
 
-# === Transformer ===
-
-
-@keras.saving.register_keras_serializable(package="tfsent")
-class TransformerEncoderBlock(layers.Layer):
-    """Self-attention + position-wise feed-forward block with an explicit padding mask.
-
-    Post-norm (`norm_first=False`, PyTorch `nn.TransformerEncoderLayer` default, used by seed 002) or
-    pre-norm (`norm_first=True`). Padded keys are never attended to; padded query rows produce values
-    that later masked layers ignore.
-
-    Args:
-        num_heads: attention heads; the model width must be divisible by it.
-        intermediate_dim: hidden width of the feed-forward network.
-        dropout: dropout on attention weights, the attention output and the feed-forward network.
-        activation: feed-forward activation.
-        norm_first: pre-norm when True, post-norm when False.
-        layer_norm_epsilon: LayerNorm epsilon.
-
-    Call arguments:
-        inputs: `[B, T, D]`.
-        padding_mask: int32 `[B, T]` (1 = real); `None` attends to every step.
-
-    Example:
-    >>> block = TransformerEncoderBlock(num_heads=6, intermediate_dim=1024, dropout=0.1)
-    >>> y = block(x, mask)  # same shape as x
-    """
-
-    def __init__(
-        self,
-        num_heads,
-        intermediate_dim,
-        dropout=0.0,
-        activation="relu",
-        norm_first=False,
-        layer_norm_epsilon=1e-5,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.num_heads = int(num_heads)
-        self.intermediate_dim = int(intermediate_dim)
-        self.dropout = float(dropout)
-        self.activation = activation
-        self.norm_first = bool(norm_first)
-        self.layer_norm_epsilon = layer_norm_epsilon
-
-    def build(self, inputs_shape, padding_mask_shape=None):
-        input_shape = inputs_shape
-        dim = input_shape[-1]
-        if dim % self.num_heads:
-            raise ValueError(
-                f"{self.name}: model width {dim} is not divisible by num_heads={self.num_heads}"
-            )
-        self.attention = layers.MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=dim // self.num_heads,
-            dropout=self.dropout,
-            dtype=self.dtype_policy,
-            name="self_attention",
-        )
-        self.attention.build(input_shape, input_shape)
-        self.attention_norm = layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="attention_norm"
-        )
-        self.attention_norm.build(input_shape)
-        self.ffn_inner = layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            dtype=self.dtype_policy,
-            name="ffn_inner",
-        )
-        self.ffn_inner.build(input_shape)
-        self.ffn_outer = layers.Dense(dim, dtype=self.dtype_policy, name="ffn_outer")
-        self.ffn_outer.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
-        self.ffn_norm = layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="ffn_norm"
-        )
-        self.ffn_norm.build(input_shape)
-        self.dropout_layer = layers.Dropout(self.dropout)
-        self.built = True
-
-    def _attend(self, x, attention_mask, training):
-        y = self.attention(x, x, attention_mask=attention_mask, training=training)
-        return self.dropout_layer(y, training=training)
-
-    def _feed_forward(self, x, training):
-        y = self.ffn_inner(x)
-        y = self.dropout_layer(y, training=training)
-        return self.dropout_layer(self.ffn_outer(y), training=training)
-
-    def call(self, inputs, padding_mask=None, training=None):
-        attention_mask = None
-        if padding_mask is not None:
-            attention_mask = attention_mask_from_padding(padding_mask)
-        x = inputs
-        if self.norm_first:
-            x = x + self._attend(self.attention_norm(x), attention_mask, training)
-            x = x + self._feed_forward(self.ffn_norm(x), training)
-        else:
-            x = self.attention_norm(x + self._attend(x, attention_mask, training))
-            x = self.ffn_norm(x + self._feed_forward(x, training))
-        return x
-
-    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
-        return inputs_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "num_heads": self.num_heads,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout": self.dropout,
-            "activation": self.activation,
-            "norm_first": self.norm_first,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-        }
-
-
 # === Reductions ===
 
 
@@ -490,47 +461,17 @@ class MeanOverAxis(layers.Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
-# === Text backbones ===
+# === Functional helpers ===
 
 
-@keras.saving.register_keras_serializable(package="tfsent")
-class ZerosLike(layers.Layer):
-    """int32 zeros shaped like the input (segment ids for single-sentence BERT inputs)."""
-
-    def call(self, inputs):
-        return ops.zeros_like(inputs, dtype="int32")
-
-
-def text_backbone_model(text_encoder):
-    """The Keras backbone inside what `tfsent.encoders.load_text_encoder` returned (or the model itself)."""
-    backbone = getattr(text_encoder, "backbone", text_encoder)
-    if not isinstance(backbone, keras.Model):
-        raise TypeError(
-            "text_encoder must be a keras.Model or have a .backbone keras.Model, "
-            f"got {type(text_encoder).__name__}"
-        )
-    return backbone
+def masked_mean_max(x, mask, name):
+    """Masked mean ‖ masked max over the real steps of `[B, T, C]` → `[B, 2C]`."""
+    mean = MaskedGlobalAveragePooling1D(name=f"{name}_mean_pool")(x, mask)
+    peak = MaskedGlobalMaxPooling1D(name=f"{name}_max_pool")(x, mask)
+    return layers.Concatenate(name=f"{name}_pooled")([mean, peak])
 
 
-def text_sequence_output(backbone, token_ids, padding_mask, key="sequence_output"):
-    """Calls a keras-hub style backbone on `token_ids`/`padding_mask` and returns one output.
-
-    Feeds zero `segment_ids` when the backbone asks for them; a dict output is indexed by `key`
-    (`sequence_output` `[B, L, D]`, or `pooled_output` `[B, D]` where the backbone has one).
-    """
-    if isinstance(backbone.input, dict):
-        names = list(backbone.input)
-    else:
-        names = [t.name.split(":")[0] for t in keras.tree.flatten(backbone.inputs)]
-    feed = {"token_ids": token_ids, "padding_mask": padding_mask}
-    if "segment_ids" in names:
-        feed["segment_ids"] = ZerosLike(name="segment_ids")(token_ids)
-    unknown = [n for n in names if n not in feed]
-    if unknown:
-        raise ValueError(f"text backbone {backbone.name!r} needs inputs {unknown} tfsent cannot feed")
-    out = backbone({k: feed[k] for k in names})
-    if isinstance(out, dict):
-        if key not in out:
-            raise ValueError(f"text backbone {backbone.name!r} has no output {key!r}: {sorted(out)}")
-        out = out[key]
-    return out
+def mask_channel(mask, name):
+    """int32 mask `[B, T]` → float32 `[B, T, 1]`, to zero padded steps with a `Multiply`."""
+    as_float = layers.Identity(dtype="float32", name=f"{name}_mask_float")(mask)
+    return layers.Reshape((-1, 1), name=f"{name}_mask_channel")(as_float)

@@ -26,14 +26,13 @@ import importlib
 import inspect
 from typing import Any, Callable
 
+
 # Modules whose import registers models. Imported lazily by `_ensure_loaded` so that
 # `import tfsent.models.registry` stays cheap and free of import cycles.
 _MODEL_MODULES = (
-    "tfsent.models.demo",
-    "tfsent.models.s0",
-    "tfsent.models.s1",
-    "tfsent.models.s2",
-    "tfsent.models.baselines",
+    "tfsent.models.audio",
+    "tfsent.models.text",
+    "tfsent.models.fusion",
     "tfsent.models.classic",
     "tfsent.models.stacking",
 )
@@ -169,8 +168,13 @@ def build(name: str, **kwargs):
     return get(name).builder(**split_kwargs(name, common, specific))
 
 
-def input_names(model) -> tuple[str, ...]:
-    """The Contract-2 input names a built Keras model takes (dict- or list-input functional models)."""
-    if isinstance(model.input, dict):
-        return tuple(model.input.keys())
-    return tuple(t.name.split(":")[0] for t in model.inputs)
+def arguments_for(function, values: dict[str, Any], **overrides) -> dict[str, Any]:
+    """The entries of `values` that `function`'s signature names, updated by `overrides`.
+
+    A builder hands its own arguments (`locals()`, first thing in its body) to the backbone it wraps
+    without listing each one again:
+
+        encoder = macaron_encoder(**registry.arguments_for(macaron_encoder, locals()))
+    """
+    params = inspect.signature(function).parameters
+    return {**{k: v for k, v in values.items() if k in params}, **overrides}

@@ -3,9 +3,10 @@
 The meta-learner never sees a probability that a base model produced for a row it was trained on:
 for scikit-learn base models the out-of-fold probabilities are computed here (k folds over the
 training split, grouped by speaker when the manifest has one); for Keras base models (text, audio,
-fusion runs) each run directory must hold `oof_predictions.csv` (`utt_id`, `fold`, `prob_<class>`...,
-one row per training utterance, each predicted by the fold model that did not train on it) and
-`valid_predictions.csv` (`utt_id`, `prob_<class>`...).
+fusion runs) each run directory must hold `oof_predictions.csv` (`utt_id`, `fold`, `prob_<class>` or
+`p_<class>`..., one row per training utterance, each predicted by the fold model that did not train on
+it) and, for every split the ensemble scores, that split's predictions (`RunDir.predictions_path`:
+`bin/evaluate --split=S` on the base run writes them).
 
 Registered model: `stacking` (`kind="sklearn"`), logistic regression by default.
 
@@ -14,24 +15,25 @@ Example:
 ```python
 probs = out_of_fold_probabilities(lambda: tfidf_nb(), texts, labels, num_classes=4, n_splits=5)
 meta = fit_meta_learner([probs_text, probs_audio], labels)
+ensemble = stacking(base_models="tfidf_svm:tfidf_nb", n_splits=5)     # a row model (see classic.RowModel)
+ensemble.fit_rows(train_rows, y_train, data_dir=sidecar["data_dir"], classes=sidecar["classes"])
 ```
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
+
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
+from tfsent.core.run_dir import OOF_PREDICTIONS_FILE, RunDir
 from tfsent.models import registry
+from tfsent.models.classic import RowModel, full_probabilities, model_inputs
 
-OOF_FILE = "oof_predictions.csv"
-VALID_FILE = "valid_predictions.csv"
 
 
 @registry.register(
@@ -43,22 +45,63 @@ VALID_FILE = "valid_predictions.csv"
     "models (sklearn models by name, Keras runs by directory)",
 )
 def stacking(*, base_models="", base_runs="", n_splits=5, c=1.0, seed=0):
-    """Unfitted meta-learner. `base_models`: `:`-separated registered sklearn model names;
+    """Unfitted ensemble. `base_models`: `:`-separated registered sklearn model names;
     `base_runs`: `:`-separated run directories of Keras base models (see module docstring)."""
-    meta = LogisticRegression(C=c, max_iter=2000)
-    meta.tfsent_stacking = {
-        "base_models": _names(base_models),
-        "base_runs": _names(base_runs),
-        "n_splits": int(n_splits),
-        "seed": int(seed),
-    }
-    return meta
+    return StackingEnsemble(LogisticRegression(C=c, max_iter=2000), base_models=_names(base_models),
+                            base_runs=_names(base_runs), n_splits=int(n_splits), seed=int(seed))
 
 
 def _names(value):
     """`a:b` (a string) or `("a", "b")` (what `--model_kwargs` parses `a:b` into) → `["a", "b"]`."""
     parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
     return [str(p) for p in parts if str(p)]
+
+
+class StackingEnsemble:
+    """Base models + meta-learner, fitted on and scoring manifest rows (a row model, see
+    `tfsent.models.classic.RowModel`).
+
+    Args:
+        meta: the unfitted meta-learner.
+        base_models: registered scikit-learn model names (cross-fitted here).
+        base_runs: run directories of Keras base models (their prediction files are read).
+        n_splits: folds for the out-of-fold probabilities of `base_models`.
+        seed: fold shuffling seed.
+    """
+
+    def __init__(self, meta, *, base_models=(), base_runs=(), n_splits=5, seed=0):
+        if not base_models and not base_runs:
+            raise ValueError("stacking needs --model_kwargs=base_models=NAME:NAME and/or base_runs=DIR:DIR")
+        for name in base_models:
+            if name == "stacking" or registry.get(name).kind != "sklearn":
+                raise ValueError(f"stacking: base_models takes sklearn models; {name!r} is not one (use base_runs)")
+        self.meta = meta
+        self.base_models, self.base_runs = list(base_models), list(base_runs)
+        self.n_splits, self.seed = n_splits, seed
+        self.fitted_bases = {}
+
+    def fit_rows(self, rows, labels, *, data_dir, classes, groups=None):
+        labels = np.asarray(labels)
+        oof = []
+        for name in self.base_models:
+            builder = registry.get(name).builder
+            x = model_inputs(name, builder(), rows, data_dir)
+            oof.append(out_of_fold_probabilities(builder, x, labels, num_classes=len(classes),
+                                                 n_splits=self.n_splits, groups=groups, seed=self.seed))
+            self.fitted_bases[name] = RowModel(name, builder().fit(x, labels))
+        for run in self.base_runs:
+            oof.append(run_probabilities(run, RunDir(run).file(OOF_PREDICTIONS_FILE), rows["utt_id"],
+                                         classes, need_fold=True))
+        fit_meta_learner(oof, labels, self.meta)
+        return self
+
+    def probabilities_rows(self, rows, *, split, data_dir, classes):
+        held = [self.fitted_bases[name].probabilities_rows(rows, split=split, data_dir=data_dir, classes=classes)
+                for name in self.base_models]
+        for run in self.base_runs:
+            held.append(run_probabilities(run, RunDir(run).predictions_path(split), rows["utt_id"],
+                                          classes, need_fold=False))
+        return full_probabilities(self.meta, np.concatenate(held, axis=1), len(classes))
 
 
 def out_of_fold_probabilities(make_estimator, inputs, labels, *, num_classes, n_splits=5, groups=None, seed=0):
@@ -70,8 +113,6 @@ def out_of_fold_probabilities(make_estimator, inputs, labels, *, num_classes, n_
         labels: int class ids `[N]`.
         groups: optional group ids (speakers): folds never split a group.
     """
-    from tfsent.models.classic import _full_probabilities
-
     labels = np.asarray(labels)
     n = len(labels)
     if groups is not None and len(set(groups)) >= n_splits:
@@ -83,7 +124,7 @@ def out_of_fold_probabilities(make_estimator, inputs, labels, *, num_classes, n_
     for fit_idx, held_idx in folds:
         est = make_estimator()
         est.fit(take(fit_idx), labels[fit_idx])
-        out[held_idx] = _full_probabilities(est, take(held_idx), num_classes)
+        out[held_idx] = full_probabilities(est, take(held_idx), num_classes)
     if np.isnan(out).any():
         raise RuntimeError("out-of-fold prediction left rows without a held-out prediction")
     return out
@@ -96,12 +137,14 @@ def fit_meta_learner(base_probabilities, labels, meta=None):
     return meta
 
 
-def _run_probabilities(run_dir, file_name, utt_ids, classes, need_fold):
-    path = os.path.join(run_dir, file_name)
+def run_probabilities(run_dir, path, utt_ids, classes, need_fold):
+    """`[N, C]` probabilities of base run `run_dir` for `utt_ids`, from its prediction file `path`
+    (columns `prob_<class>` or `p_<class>`; `fold` too for out-of-fold files)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"stacking: base run {run_dir!r} has no {file_name}")
+        raise FileNotFoundError(f"stacking: base run {run_dir!r} has no {os.path.relpath(path, run_dir)}")
     table = pd.read_csv(path)
-    cols = [f"prob_{c}" for c in classes]
+    prefix = "prob_" if f"prob_{classes[0]}" in table.columns else "p_"
+    cols = [f"{prefix}{c}" for c in classes]
     missing = [c for c in ["utt_id", *cols] + (["fold"] if need_fold else []) if c not in table.columns]
     if missing:
         raise ValueError(
@@ -113,57 +156,3 @@ def _run_probabilities(run_dir, file_name, utt_ids, classes, need_fold):
     if absent:
         raise ValueError(f"{path}: no prediction for {len(absent)} rows, e.g. {absent[:3]}")
     return table.loc[list(utt_ids), cols].to_numpy(dtype="float64")
-
-
-def fit_and_score_stacking(entry, frame, sidecar, *, model_dir, train_split="train", valid_split="valid", model_kwargs=None):
-    """`fit_and_score` for `stacking` (see `tfsent.models.classic.fit_and_score`)."""
-    from tfsent.evaluation.metrics import classification_metrics
-    from tfsent.models.classic import _full_probabilities, model_inputs
-
-    meta = entry.builder(**(model_kwargs or {}))
-    spec = meta.tfsent_stacking
-    if not spec["base_models"] and not spec["base_runs"]:
-        raise ValueError("stacking needs --model_kwargs=base_models=NAME:NAME and/or base_runs=DIR:DIR")
-    classes = list(sidecar["classes"])
-    index = {c: i for i, c in enumerate(classes)}
-    split = frame["split"].astype(str)
-    train, valid = frame[split == str(train_split)], frame[split == str(valid_split)]
-    if train.empty or valid.empty:
-        raise ValueError(f"stacking needs rows in both {train_split!r} and {valid_split!r}")
-    y_train = train["emotion"].map(index).to_numpy(dtype=int)
-    data_dir = sidecar.get("data_dir", "")
-    groups = train["speaker"].astype(str).tolist() if "speaker" in train and train["speaker"].notna().all() else None
-    oof, held = [], []
-    for name in spec["base_models"]:
-        base_entry = registry.get(name)
-        if base_entry.kind != "sklearn" or name == "stacking":
-            raise ValueError(f"stacking: base_models takes sklearn models; {name!r} is not one (use base_runs)")
-        x_train = model_inputs(name, base_entry.builder(), train, data_dir)
-        oof.append(out_of_fold_probabilities(
-            base_entry.builder, x_train, y_train, num_classes=len(classes),
-            n_splits=spec["n_splits"], groups=groups, seed=spec["seed"],
-        ))
-        full = base_entry.builder()
-        full.fit(x_train, y_train)
-        held.append(_full_probabilities(full, model_inputs(name, full, valid, data_dir), len(classes)))
-    for run in spec["base_runs"]:
-        oof.append(_run_probabilities(run, OOF_FILE, train["utt_id"], classes, need_fold=True))
-        held.append(_run_probabilities(run, VALID_FILE, valid["utt_id"], classes, need_fold=False))
-    fit_meta_learner(oof, y_train, meta)
-    probs = _full_probabilities(meta, np.concatenate(held, axis=1), len(classes))
-    pred = probs.argmax(axis=1)
-    metrics = classification_metrics(valid["emotion"].map(index).to_numpy(dtype=int), pred, classes)
-    metrics["split"] = str(valid_split)
-    predictions = pd.DataFrame({"utt_id": valid["utt_id"].to_numpy(), "label": valid["emotion"].to_numpy(),
-                                "prediction": [classes[i] for i in pred]})
-    for i, c in enumerate(classes):
-        predictions[f"prob_{c}"] = probs[:, i]
-    os.makedirs(model_dir, exist_ok=True)
-    for fname, data in (("model.pkl", pickle.dumps(meta)),
-                        ("metrics.json", json.dumps(metrics, indent=2, default=float).encode()),
-                        (VALID_FILE, predictions.to_csv(index=False).encode())):
-        tmp = os.path.join(model_dir, f"{fname}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, os.path.join(model_dir, fname))
-    return {"model": meta, "classes": classes, "valid_predictions": predictions, "valid_metrics": metrics}

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import collections
 import os
-import tempfile
+
 import warnings
 from typing import Iterable, Sequence
 
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
+from tfsent.core import files
 from tfsent.text.tokenizer import SPECIAL_TOKENS, pretokenize
 
 __all__ = ["count_words", "train_wordpiece_vocabulary", "write_vocabulary"]
@@ -152,14 +153,6 @@ def write_vocabulary(tokens: Sequence[str], path: str) -> str:
         raise ValueError(f"Cannot write {path}: token {dup!r} appears twice.")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".vocab-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(tokens) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.write_text(path, "\n".join(tokens) + "\n")
     return path
 

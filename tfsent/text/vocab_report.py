@@ -2,11 +2,12 @@
 (the library behind bin/train_tokenizer)."""
 
 from __future__ import annotations
+
 import io
 import json
 import os
-import tempfile
 
+from tfsent.core import files
 
 PERCENTILES = (50, 75, 90, 95, 99)
 REPORT_LENGTHS = (32, 64, 128)
@@ -19,7 +20,7 @@ def read_texts(manifest_path: str, split: str) -> list[str]:
     if os.path.isdir(path):
         path = os.path.join(path, "manifest.csv")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no manifest at {path} (run bin/prepare first)")
+        raise manifest_lib.ManifestNotFound(f"no manifest at {path} (run bin/prepare first)")
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), "manifest.json")
     if os.path.exists(sidecar):
         df, _ = manifest_lib.read_manifest(path)
@@ -29,11 +30,11 @@ def read_texts(manifest_path: str, split: str) -> list[str]:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     for column in ("text", "split"):
         if column not in df.columns:
-            raise ValueError(f"{path}: no '{column}' column (columns: {list(df.columns)})")
+            raise manifest_lib.ManifestError(f"{path}: no '{column}' column (columns: {list(df.columns)})")
     splits = df["split"].astype(str)
     texts = df.loc[splits == str(split), "text"].astype(str).tolist()
     if not texts:
-        raise ValueError(
+        raise manifest_lib.ManifestError(
             f"{path}: no rows with split == {split!r} (splits present: {sorted(set(splits))})"
         )
     return texts
@@ -67,19 +68,6 @@ def token_length_report(preprocessor, texts, batch_size: int = 512) -> tuple[dic
     return stats, lengths
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def plot_histogram(lengths, stats: dict, path: str) -> None:
     """Histogram of token lengths with mean and p75 marked, written atomically as PNG."""
     import matplotlib
@@ -103,7 +91,7 @@ def plot_histogram(lengths, stats: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    _atomic_write(path, buf.getvalue())
+    files.write_bytes(path, buf.getvalue())
 
 
 def train_tokenizer(manifest: str, vocab_size: int = 4096, out: str | None = None,
@@ -133,7 +121,7 @@ def train_tokenizer(manifest: str, vocab_size: int = 4096, out: str | None = Non
         "lowercase": lowercase,
         "token_lengths": stats,
     }
-    _atomic_write(os.path.join(out, "token_lengths.json"),
+    files.write_bytes(os.path.join(out, "token_lengths.json"),
                   (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     plot_histogram(lengths, stats, os.path.join(out, "token_lengths.png"))
     report["vocab_path"] = vocab_path

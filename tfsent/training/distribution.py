@@ -15,6 +15,8 @@ import os
 
 import tensorflow as tf
 
+from tfsent.core.errors import UsageError
+
 
 def configure_devices(cpu_devices: int = 0):
     """Splits the CPU into `cpu_devices` logical devices (must run before TF initialises devices)."""
@@ -44,9 +46,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs TF_CONFIG (see BUILD.md: several machines)")
+            raise UsageError("--strategy=multi_worker needs TF_CONFIG (see BUILD.md: several machines)")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown --strategy {name!r}")
+    raise UsageError(f"unknown --strategy {name!r}")
 
 
 def worker_info(strategy) -> tuple[bool, int]:

@@ -7,12 +7,13 @@ and an hparams summary. Optionally a few augmented training clips (audio + log-M
 
 from __future__ import annotations
 
-import io
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
+
+from tfsent.metrics.plots import confusion_matrix_png
 
 
 class Writers:
@@ -30,35 +31,26 @@ class Writers:
             self.train = tf.summary.create_file_writer(os.path.join(logs, "train"))
             self.valid = tf.summary.create_file_writer(os.path.join(logs, "valid"))
 
-    def write_run_info(self, task, trainer_config, model):
+    def write_run_info(self, task, trainer_config, model, run_flags=None):
+        """The resolved flags and task config as text, an hparams summary, the model summary."""
         if not self.enabled:
             return
-        from tfsent.training import flags as tf_flags
-
-        try:
-            resolved = tf_flags.resolved_flags()
-        except Exception:  # flags not parsed (library use): log the configs instead
-            resolved = {}
         text = "```\n" + json.dumps(
-            {"flags": resolved, "task": task.config.__dict__}, indent=2, ensure_ascii=False, default=str
+            {"flags": run_flags or {}, "task": task.config.to_dict()}, indent=2, ensure_ascii=False, default=str
         ) + "\n```"
         with self.train.as_default():
             tf.summary.text("run/config", text, step=0)
-            try:
-                from tensorboard.plugins.hparams import api as hp
+            from tensorboard.plugins.hparams import api as hp
 
-                hparams = {
-                    "model": task.config.model,
-                    "features": task.config.feature.get("kind", ""),
-                    "batch_size": trainer_config.batch_size,
-                    "learning_rate": trainer_config.learning_rate,
-                    "optimizer": trainer_config.optimizer,
-                    "epochs": trainer_config.epochs,
-                    "seed": trainer_config.seed,
-                }
-                hp.hparams(hparams)
-            except ImportError:
-                pass
+            hp.hparams({
+                "model": task.config.model,
+                "features": task.config.feature.kind,
+                "batch_size": trainer_config.batch_size,
+                "learning_rate": trainer_config.learning_rate,
+                "optimizer": trainer_config.optimizer,
+                "epochs": trainer_config.epochs,
+                "seed": trainer_config.seed,
+            })
             lines = []
             model.summary(print_fn=lambda line, *a, **k: lines.append(line))
             tf.summary.text("run/model_summary", "```\n" + "\n".join(lines) + "\n```", step=0)
@@ -95,14 +87,14 @@ class Writers:
         self.train.flush()
         self.valid.flush()
 
-    def write_audio_examples(self, task, count):
-        """A few augmented training clips as audio and as log-Mel images."""
+    def write_audio_examples(self, task, count, split="train"):
+        """A few augmented clips of `split` (the training split) as log-Mel images and as audio."""
         if not self.enabled:
             return
         pipeline = task.pipeline()
         if not pipeline.config.needs_audio:
             return
-        ds = pipeline.dataset(pipeline_split(task), training=True, epoch=0)
+        ds = pipeline.dataset(split, training=True, epoch=0)
         written = 0
         with self.train.as_default():
             for inputs, _ in ds:
@@ -119,57 +111,12 @@ class Writers:
                     written += 1
                 if written >= count:
                     break
-            audio = _augmented_waveforms(task, count)
+            audio = pipeline.augmented_waveforms(split, count, epoch=0)
             if audio is not None:
-                tf.summary.audio("augmented/audio", audio, task.config.feature["sample_rate"], step=0,
+                tf.summary.audio("augmented/audio", audio[..., None], task.config.feature.sample_rate, step=0,
                                  max_outputs=count)
 
     def close(self):
         if self.enabled:
             self.train.close()
             self.valid.close()
-
-
-def pipeline_split(task):
-    return getattr(task, "train_split", "train")
-
-
-def _augmented_waveforms(task, count):
-    pipeline = task.pipeline()
-    rows = pipeline.split_frame("train")
-    tables = pipeline._tables(rows.iloc[:count])
-    ds = tf.data.Dataset.from_tensor_slices(tables).map(pipeline._load).filter(lambda ex: ex["ok"])
-    ds = ds.map(lambda ex: pipeline._per_example(ex, True, 0)).padded_batch(count)
-    for batch in ds.take(1):
-        audio = batch["audio"]
-        peak = tf.maximum(tf.reduce_max(tf.abs(audio), axis=1, keepdims=True), 1e-6)
-        return (audio / peak)[..., None]
-    return None
-
-
-def confusion_matrix_png(matrix, labels, title="") -> bytes:
-    """A confusion matrix (rows true, columns predicted) as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(labels), 1.0 + 0.8 * len(labels)), dpi=100)
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if title:
-        ax.set_title(title)
-    vmax = matrix.max() if matrix.size else 0
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                    color="white" if matrix[i, j] > vmax / 2 else "black")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()

@@ -7,6 +7,12 @@ the best by a validation metric), resumes from the last checkpoint with optimize
 epoch, data position and early-stopping state, stops on a NaN/Inf loss without saving anything
 corrupt, and logs to TensorBoard.
 
+The loop knows no model: the task builds it, sets it up (`task.initialize`: normalisation
+statistics, earlier stages), feeds and scores it. The train step keeps its bookkeeping in the graph
+(step counters, loss sums, the first non-finite step), so the host reads it only every
+`--log_every_steps` steps and before each checkpoint — an accelerator is never stalled per step — and
+a NaN/Inf still names the exact step it appeared at.
+
 Model selection reads the validation split only; the test split is `bin/evaluate`'s.
 
 Example:
@@ -24,17 +30,18 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsent.evaluation import metrics as metric_defs
+from tfsent.core import files
+from tfsent.core.files import json_default
+from tfsent.core.run_dir import TRAIN_SUMMARY_FILE, RunDir
+from tfsent.metrics.definitions import LOWER_IS_BETTER
 from tfsent.training import summaries
 from tfsent.training.distribution import strategy_name, worker_dir, worker_info
-from tfsent.training.flags import LOWER_IS_BETTER
 
 
 class TrainingError(RuntimeError):
@@ -43,7 +50,7 @@ class TrainingError(RuntimeError):
 
 @dataclasses.dataclass
 class TrainerConfig:
-    """Loop settings (see `tfsent/training/flags.py` for the flag of each)."""
+    """Loop settings (see `tfsent/cli/train_flags.py` for the flag of each)."""
 
     model_dir: str
     epochs: int = 10
@@ -77,13 +84,16 @@ class Trainer:
     """Trains `task`'s model under `strategy`.
 
     Args:
-        task: an `EmotionTask`.
+        task: an `EmotionTask` (the loop knows no model: it builds, sets up, feeds and scores it
+            through the task).
         config: a `TrainerConfig`.
         strategy: a `tf.distribute.Strategy` (see `distribution.make_strategy`).
+        run_flags: the resolved command-line flags, for TensorBoard's run text (optional).
     """
 
-    def __init__(self, task, config: TrainerConfig, strategy=None):
+    def __init__(self, task, config: TrainerConfig, strategy=None, run_flags=None):
         self.task = task
+        self.run_flags = run_flags or {}
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_chief, self.task_id = worker_info(self.strategy)
@@ -157,174 +167,148 @@ class Trainer:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
 
-    # --- the loop -------------------------------------------------------------------------------
+    # === The loop ===
 
     def train(self) -> dict:
+        """Trains to the end (or early stopping) from the last checkpoint; returns the summary."""
         c = self.config
-        task = self.task
-        strategy = self.strategy
+        model, optimizer = self._build()
+        state = _LoopState.create(self.lower_is_better)
+        ckpt = _Checkpoints(self.write_dir, model, optimizer, state, c.keep_checkpoints)
+        self.log(f"strategy {strategy_name(self.strategy)}: {self.strategy.num_replicas_in_sync} replica(s), "
+                 f"global batch {c.batch_size}")
+        resumed_from = self._restore(ckpt.checkpoint, ckpt.manager)
+        if resumed_from:
+            self.log(f"resuming from {resumed_from}: epoch {int(state.epoch)}, "
+                     f"step {int(state.global_step)} ({int(state.step_in_epoch)} into the epoch)")
+        writers = summaries.Writers(self.write_dir, enabled=self.is_chief)
+        if not resumed_from:
+            writers.write_run_info(self.task, c, model, self.run_flags)
+        self.log(f"TensorBoard logs: {os.path.join(c.model_dir, 'logs')}  "
+                 f"(watch with: tensorboard --logdir {os.path.join(c.model_dir, 'logs')})")
+        train_step = self._make_train_step(model, optimizer, state)
+        predict_fn = self.task.make_predict_fn(model)
+        history = json.loads(state.history.numpy().decode("utf-8"))
+        if int(state.finished):
+            self.log("training already finished in this model dir; nothing to do "
+                     "(use a new --model_dir to train again)")
+        while not int(state.finished) and int(state.epoch) < c.epochs:
+            seen, seconds = self._run_epoch(train_step, model, optimizer, state, ckpt, writers)
+            train_loss = float(state.epoch_loss_sum.numpy()) / max(int(state.epoch_loss_count), 1)
+            self._end_epoch(model, optimizer, predict_fn, state, ckpt, writers, history,
+                            train_loss=train_loss, examples_per_second=seen / max(seconds, 1e-9))
+        return self._finish(model, optimizer, predict_fn, state, ckpt, writers, history)
 
-        with strategy.scope():
+    def _build(self):
+        """The model (set up by the task's `initialize` hook) and its optimizer, under the strategy."""
+        c = self.config
+        with self.strategy.scope():
             # Seeded right before the build, so initial weights depend on --seed alone (not on what
             # the process did before: vocabulary training, other models).
             keras.utils.set_random_seed(c.seed)
-            model = task.build_model()
+            model = self.task.build_model()
             lr_multipliers = self._configure_encoder(model)
-            # Models with a Normalization layer (S1 conv1d_fusion) standardise with statistics of the
-            # training split only; they are saved with the model (and overwritten by a resume).
-            from tfsent.models.s1 import adapt_normalization
-
-            adapted = adapt_normalization(model, task.build_inputs(c.train_split, training=False))
-            if adapted:
-                self.log(f"adapted {', '.join(adapted)} on the {c.train_split} split")
-            n_train = task.pipeline().num_examples(c.train_split)
-            task.pipeline().num_examples(c.valid_split)  # fails early, naming the split, when empty
-            steps_per_epoch = self._steps_per_epoch()
-            optimizer = self._build_optimizer(steps_per_epoch * c.epochs, lr_multipliers)
+            for line in self.task.initialize(model, train_split=c.train_split):
+                self.log(line)
+            self.n_train = self.task.pipeline().num_examples(c.train_split)
+            self.task.pipeline().num_examples(c.valid_split)  # fails early, naming the split, when empty
+            self.steps_per_epoch = self._steps_per_epoch()
+            optimizer = self._build_optimizer(self.steps_per_epoch * c.epochs, lr_multipliers)
             optimizer.build(model.trainable_variables)
-        # Loop bookkeeping lives outside the strategy scope: plain variables, read and written by the
-        # Python loop only (and a string variable could not be mirrored across workers).
-        state = {
-            "global_step": tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step"),
-            "epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
-            "step_in_epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch"),
-            "best_value": tf.Variable(np.inf if self.lower_is_better else -np.inf, dtype=tf.float64,
-                                      trainable=False, name="best_value"),
-            "bad_epochs": tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs"),
-            "finished": tf.Variable(0, dtype=tf.int64, trainable=False, name="finished"),
-            # The running sums of the current epoch's training loss, so a resumed epoch reports
-            # the same loss as an uninterrupted one.
-            "epoch_loss_sum": tf.Variable(0.0, dtype=tf.float64, trainable=False, name="epoch_loss_sum"),
-            "epoch_loss_count": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_loss_count"),
-            "history": tf.Variable("[]", dtype=tf.string, trainable=False, name="history"),
-        }
-        checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer, seed_generators=seed_generator_states(model), **state
-        )
-        manager = tf.train.CheckpointManager(
-            checkpoint, os.path.join(self.write_dir, "checkpoints"), max_to_keep=c.keep_checkpoints
-        )
-        best_checkpoint = tf.train.Checkpoint(model=model)
-        best_manager = tf.train.CheckpointManager(
-            best_checkpoint, os.path.join(self.write_dir, "best"), max_to_keep=1
-        )
-        self.log(f"strategy {strategy_name(strategy)}: {strategy.num_replicas_in_sync} replica(s), "
-                 f"global batch {c.batch_size}")
-        resumed_from = self._restore(checkpoint, manager)
-        if resumed_from:
-            self.log(f"resuming from {resumed_from}: epoch {int(state['epoch'])}, "
-                     f"step {int(state['global_step'])} ({int(state['step_in_epoch'])} into the epoch)")
-        writers = summaries.Writers(self.write_dir, enabled=self.is_chief)
-        if not resumed_from:
-            writers.write_run_info(task, c, model)
-        self.log(f"TensorBoard logs: {os.path.join(c.model_dir, 'logs')}  "
-                 f"(watch with: tensorboard --logdir {os.path.join(c.model_dir, 'logs')})")
+        return model, optimizer
 
-        train_step = self._make_train_step(model, optimizer)
-        predict_step = self._make_predict_step(model)
-        history = json.loads(state["history"].numpy().decode("utf-8"))
-        if int(state["finished"]):
-            self.log("training already finished in this model dir; nothing to do "
-                     "(use a new --model_dir to train again)")
-        while not int(state["finished"]) and int(state["epoch"]) < c.epochs:
-            epoch = int(state["epoch"])
-            skip = int(state["step_in_epoch"])
-            ds = task.build_inputs(c.train_split, training=True, epoch=epoch, skip_batches=skip)
-            if c.steps_per_epoch:
-                ds = ds.take(max(steps_per_epoch - skip, 0))
-            if epoch == 0 and skip == 0 and c.tensorboard_audio_examples:
-                writers.write_audio_examples(task, c.tensorboard_audio_examples)
-            dist_ds = strategy.experimental_distribute_dataset(ds)
-            examples_this_run = 0
-            t0 = time.time()
-            for inputs, targets in dist_ds:
-                loss, count, bad_grads = train_step(inputs, targets)
-                loss = float(loss)
-                count = int(count)
-                step = int(state["global_step"]) + 1
-                if not math.isfinite(loss) or int(bad_grads):
-                    what = f"the loss became {loss}" if not math.isfinite(loss) else (
-                        f"the gradients became non-finite (loss {loss})")
-                    raise TrainingError(
-                        f"{what} at step {step} (epoch {epoch + 1}); training stopped and nothing from "
-                        f"this step on was saved. Last good checkpoint: "
-                        f"{manager.latest_checkpoint or 'none'}. Lower --learning_rate or check the data."
-                    )
-                state["global_step"].assign(step)
-                state["step_in_epoch"].assign_add(1)
-                examples_this_run += count
-                state["epoch_loss_sum"].assign_add(loss * count)
-                state["epoch_loss_count"].assign_add(count)
-                if step % c.log_every_steps == 0:
-                    elapsed = max(time.time() - t0, 1e-9)
-                    lr = float(_current_lr(optimizer))
-                    writers.train_step(step, loss, lr, examples_this_run / elapsed)
-                    if c.progress:
-                        done = int(state["step_in_epoch"])
-                        eta = (steps_per_epoch - done) * elapsed / max(done - skip, 1)
-                        self.log(f"epoch {epoch + 1}/{c.epochs} step {done}/{steps_per_epoch} "
-                                 f"loss {loss:.4f} lr {lr:.2e} {examples_this_run / elapsed:.1f} ex/s "
-                                 f"ETA {eta:.0f}s")
-                if step % c.checkpoint_every_steps == 0:
-                    self._save(manager, model, step)
-            epoch_seconds = time.time() - t0
-            if not c.steps_per_epoch and skip == 0 and examples_this_run != n_train:
-                self.log(f"warning: epoch {epoch + 1} used {examples_this_run} of {n_train} training "
-                         f"examples; {n_train - examples_this_run} were skipped (unreadable audio, ids "
-                         f"logged above)")
-            train_loss = float(state["epoch_loss_sum"].numpy()) / max(int(state["epoch_loss_count"]), 1)
+    def _run_epoch(self, train_step, model, optimizer, state, ckpt, writers):
+        """One (possibly resumed) epoch of training steps; returns (examples seen, seconds)."""
+        c = self.config
+        epoch, skip = int(state.epoch), int(state.step_in_epoch)
+        ds = self.task.build_inputs(c.train_split, training=True, epoch=epoch, skip_batches=skip)
+        if c.steps_per_epoch:
+            ds = ds.take(max(self.steps_per_epoch - skip, 0))
+        if epoch == 0 and skip == 0 and c.tensorboard_audio_examples:
+            writers.write_audio_examples(self.task, c.tensorboard_audio_examples, split=c.train_split)
+        step = int(state.global_step)
+        window = _Window(state, time.time(), skip)
+        for inputs, targets in self.strategy.experimental_distribute_dataset(ds):
+            train_step(inputs, targets)  # no host sync here: checks run every --log_every_steps
+            step += 1
+            if step % c.log_every_steps == 0 or step % c.checkpoint_every_steps == 0:
+                window.check(step, epoch, ckpt.manager)
+            if step % c.log_every_steps == 0:
+                self._log_progress(window, step, epoch, optimizer, writers)
+            if step % c.checkpoint_every_steps == 0:
+                self._save(ckpt.manager, model, step)
+        window.check(step, epoch, ckpt.manager)
+        if not c.steps_per_epoch and skip == 0 and window.examples != self.n_train:
+            self.log(f"warning: epoch {epoch + 1} used {window.examples} of {self.n_train} training "
+                     f"examples; {self.n_train - window.examples} were skipped (unreadable audio, ids "
+                     f"logged above)")
+        return window.examples, time.time() - window.t0
 
-            # Validation and model selection (validation split only).
-            valid = self.predict(model, predict_step, c.valid_split)
-            valid_metrics = self.compute_metrics(valid)
-            value = float(valid_metrics[self.selection_metric])
-            best = float(state["best_value"].numpy())
-            improved = value < best if self.lower_is_better else value > best
-            if improved:
-                state["best_value"].assign(value)
-                state["bad_epochs"].assign(0)
-                self._save(best_manager, model, int(state["global_step"]))
-            else:
-                state["bad_epochs"].assign_add(1)
-            writers.epoch_end(epoch + 1, train_loss, valid_metrics, task,
-                              learning_rate=float(_current_lr(optimizer)),
-                              examples_per_second=examples_this_run / max(epoch_seconds, 1e-9))
-            history.append({"epoch": epoch + 1, "train_loss": train_loss,
-                            **{k: v for k, v in valid_metrics.items() if isinstance(v, (int, float))}})
-            state["history"].assign(json.dumps(history, default=_json_default))
-            self.log(f"epoch {epoch + 1}/{c.epochs}: train loss {train_loss:.4f}; valid "
-                     + " ".join(f"{k} {valid_metrics[k]:.4f}" for k in _headline(valid_metrics))
-                     + (" (best so far)" if improved else ""))
-            state["epoch"].assign_add(1)
-            state["step_in_epoch"].assign(0)
-            state["epoch_loss_sum"].assign(0.0)
-            state["epoch_loss_count"].assign(0)
-            stop = c.early_stopping_patience and int(state["bad_epochs"]) >= c.early_stopping_patience
-            if stop or int(state["epoch"]) >= c.epochs:
-                state["finished"].assign(1)
-                if stop:
-                    self.log(f"early stopping: {self.selection_metric} did not improve for "
-                             f"{c.early_stopping_patience} epochs")
-            self._save(manager, model, int(state["global_step"]))
+    def _log_progress(self, window, step, epoch, optimizer, writers):
+        c = self.config
+        elapsed = max(time.time() - window.t0, 1e-9)
+        lr = float(_current_lr(optimizer))
+        loss = window.take_loss()
+        writers.train_step(step, loss, lr, window.examples / elapsed)
+        if c.progress:
+            done = int(window.state.step_in_epoch)
+            eta = (self.steps_per_epoch - done) * elapsed / max(done - window.skip, 1)
+            self.log(f"epoch {epoch + 1}/{c.epochs} step {done}/{self.steps_per_epoch} "
+                     f"loss {loss:.4f} lr {lr:.2e} {window.examples / elapsed:.1f} ex/s ETA {eta:.0f}s")
 
-        # The trained model is the best checkpoint by the validation metric.
-        if best_manager.latest_checkpoint:
-            best_checkpoint.restore(best_manager.latest_checkpoint).expect_partial()
+    def _end_epoch(self, model, optimizer, predict_fn, state, ckpt, writers, history, *, train_loss,
+                   examples_per_second):
+        """Validation, model selection (validation split only), history, early stopping, checkpoint."""
+        c = self.config
+        epoch = int(state.epoch)
+        valid_metrics = self.task.compute_metrics(self.predict(predict_fn, c.valid_split))
+        value = float(valid_metrics[self.selection_metric])
+        best = float(state.best_value.numpy())
+        improved = value < best if self.lower_is_better else value > best
+        if improved:
+            state.best_value.assign(value)
+            state.bad_epochs.assign(0)
+            self._save(ckpt.best_manager, model, int(state.global_step))
+        else:
+            state.bad_epochs.assign_add(1)
+        writers.epoch_end(epoch + 1, train_loss, valid_metrics, self.task,
+                          learning_rate=float(_current_lr(optimizer)), examples_per_second=examples_per_second)
+        history.append({"epoch": epoch + 1, "train_loss": train_loss,
+                        **{k: v for k, v in valid_metrics.items() if isinstance(v, (int, float))}})
+        state.history.assign(json.dumps(history, default=json_default))
+        self.log(f"epoch {epoch + 1}/{c.epochs}: train loss {train_loss:.4f}; valid "
+                 + " ".join(f"{k} {valid_metrics[k]:.4f}" for k in _headline(valid_metrics))
+                 + (" (best so far)" if improved else ""))
+        state.next_epoch()
+        stop = c.early_stopping_patience and int(state.bad_epochs) >= c.early_stopping_patience
+        if stop or int(state.epoch) >= c.epochs:
+            state.finished.assign(1)
+            if stop:
+                self.log(f"early stopping: {self.selection_metric} did not improve for "
+                         f"{c.early_stopping_patience} epochs")
+        self._save(ckpt.manager, model, int(state.global_step))
+
+    def _finish(self, model, optimizer, predict_fn, state, ckpt, writers, history):
+        """Restores the best checkpoint (the trained model), writes model and summary (chief)."""
+        c = self.config
+        if ckpt.best_manager.latest_checkpoint:
+            ckpt.best_checkpoint.restore(ckpt.best_manager.latest_checkpoint).expect_partial()
         summary = {
             "selection_metric": self.selection_metric,
-            "best_value": float(state["best_value"].numpy()),
-            "epochs_run": int(state["epoch"]),
-            "global_step": int(state["global_step"]),
+            "best_value": float(state.best_value.numpy()),
+            "epochs_run": int(state.epoch),
+            "global_step": int(state.global_step),
             "history": history,
             "weights_fingerprint": weights_fingerprint(model),
         }
         # Every worker prints it: under multi_worker all workers must hold identical weights.
         print(f"worker {self.task_id}: final weights fingerprint {summary['weights_fingerprint']}", flush=True)
         if self.is_chief:
-            valid = self.predict(model, predict_step, c.valid_split)
-            summary["valid_metrics"] = self.compute_metrics(valid)
-            _save_model_atomic(model, os.path.join(c.model_dir, "model.keras"))
-            _write_json(os.path.join(c.model_dir, "train_summary.json"), summary)
+            summary["valid_metrics"] = self.task.compute_metrics(self.predict(predict_fn, c.valid_split))
+            run = RunDir(c.model_dir)
+            with files.atomic_path(run.keras_model_path) as tmp:
+                model.save(tmp)
+            run.write_json(TRAIN_SUMMARY_FILE, summary)
         else:
             shutil.rmtree(self.write_dir, ignore_errors=True)
             try:  # MODEL_DIR/.workers, once the last scratch dir is gone
@@ -336,9 +320,12 @@ class Trainer:
         self.optimizer = optimizer
         return summary
 
-    # --- steps ----------------------------------------------------------------------------------
+    # === Steps ===
 
-    def _make_train_step(self, model, optimizer):
+    def _make_train_step(self, model, optimizer, state):
+        """A `tf.function` running one distributed step. It updates the loop state in the graph
+        (step counters, the epoch's loss sums, the first non-finite step), so the Python loop needs
+        no host sync per step."""
         task = self.task
         strategy = self.strategy
         mixed16 = self.config.mixed_precision == "mixed_float16"
@@ -378,19 +365,24 @@ class Trainer:
         @tf.function(reduce_retracing=True)
         def train_step(inputs, targets):
             loss, count, bad = strategy.run(step_fn, args=(inputs, targets))
-            return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-                    strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None),
-                    strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None))
+            loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+            count = strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None)
+            bad = strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None)
+            state.record_step(loss, count, bad)
 
         return train_step
+
+    def predict(self, predict_fn, split):
+        """Runs the model over a whole split (no dropped remainder), in manifest order."""
+        return self.task.predict(predict_fn, split, log=self.log if self.config.progress else None)
 
     # --- checkpoints ----------------------------------------------------------------------------
 
     def _restore(self, checkpoint, manager):
         """Restores the latest checkpoint; returns its path, or None for a fresh start.
 
-        Non-chief workers restore from the chief's directory (a shared file system, see
-        docs/distributed.md), so every worker starts from the same state; they save into their own
+        Non-chief workers restore from the chief's directory (a shared file system, see BUILD.md,
+        "Several machines"), so every worker starts from the same state; they save into their own
         scratch directory because every worker must take part in saving.
         """
         path = manager.latest_checkpoint
@@ -411,65 +403,98 @@ class Trainer:
             )
         return manager.save(checkpoint_number=step)
 
-    def _make_predict_step(self, model):
-        key = self.task.output_key()
 
-        @tf.function(reduce_retracing=True)
-        def predict_step(inputs):
-            return tf.cast(model(inputs, training=False)[key], tf.float32)
+class _LoopState:
+    """The loop's bookkeeping as plain variables (checkpointed with the model): step, epoch, data
+    position, early-stopping state, the epoch's running loss (so a resumed epoch reports the same loss
+    as an uninterrupted one) and the history. They live outside the strategy scope: read and written
+    by the Python loop and the train step's cross-replica part only (and a string variable could not
+    be mirrored across workers). `first_bad_step` is not checkpointed: it only carries a non-finite
+    step from the graph to the next check."""
 
-        return predict_step
+    CHECKPOINTED = ("global_step", "epoch", "step_in_epoch", "best_value", "bad_epochs", "finished",
+                    "epoch_loss_sum", "epoch_loss_count", "history")
 
-    def predict(self, model, predict_step, split):
-        """Runs the model over a whole split (no dropped remainder), in manifest order."""
-        log = self.log if self.config.progress else None
-        return predict_split(self.task, predict_step, split, log=log)
+    @classmethod
+    def create(cls, lower_is_better):
+        self = cls()
+        for name in ("global_step", "epoch", "step_in_epoch", "bad_epochs", "finished", "epoch_loss_count"):
+            setattr(self, name, tf.Variable(0, dtype=tf.int64, trainable=False, name=name))
+        self.best_value = tf.Variable(np.inf if lower_is_better else -np.inf, dtype=tf.float64,
+                                      trainable=False, name="best_value")
+        self.epoch_loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="epoch_loss_sum")
+        self.history = tf.Variable("[]", dtype=tf.string, trainable=False, name="history")
+        self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_bad_step")
+        self.first_bad_loss = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="first_bad_loss")
+        return self
 
-    def compute_metrics(self, predictions):
-        return compute_metrics(self.task, predictions)
+    def checkpointed(self) -> dict:
+        return {name: getattr(self, name) for name in self.CHECKPOINTED}
 
+    def record_step(self, loss, count, bad):
+        """In the train step's graph: count the step, add its loss, remember the first bad step."""
+        step = self.global_step.assign_add(1)
+        self.step_in_epoch.assign_add(1)
+        loss = tf.cast(loss, tf.float64)
+        count64 = tf.cast(count, tf.int64)
+        self.epoch_loss_sum.assign_add(loss * tf.cast(count64, tf.float64))
+        self.epoch_loss_count.assign_add(count64)
+        is_bad = tf.logical_or(tf.logical_not(tf.math.is_finite(loss)), bad > 0)
+        first = tf.logical_and(is_bad, self.first_bad_step < 0)
+        self.first_bad_step.assign(tf.where(first, step, self.first_bad_step))
+        self.first_bad_loss.assign(tf.where(first, loss, self.first_bad_loss))
 
-def predict_split(task, predict_step, split, log=None, log_every_seconds=10.0):
-    """Outputs, labels and row indices for every example of `split` that could be read.
-
-    With `log` (e.g. `print`), a progress line (batch and ETA) every `log_every_seconds`.
-    """
-    outputs, labels, targets_va, indices, loss_terms = [], [], [], [], []
-    total = math.ceil(task.pipeline().num_examples(split) / task.pipeline().config.batch_size)
-    t0 = last = time.time()
-    for batch, (inputs, targets) in enumerate(task.build_inputs(split, training=False), start=1):
-        if log is not None and time.time() - last >= log_every_seconds:
-            last = time.time()
-            eta = (total - batch + 1) * (last - t0) / max(batch - 1, 1)
-            log(f"{split}: batch {batch}/{total} ETA {eta:.0f}s")
-        out = predict_step(inputs)
-        outputs.append(out.numpy())
-        labels.append(targets["label"].numpy())
-        if not task.is_classification:
-            targets_va.append(targets[task.config.task].numpy())
-        indices.append(targets["index"].numpy())
-        loss_terms.append(task.per_example_loss(targets, {task.output_key(): out}).numpy())
-    return {
-        "outputs": np.concatenate(outputs) if outputs else np.zeros((0,)),
-        "labels": np.concatenate(labels) if labels else np.zeros((0,), np.int32),
-        "values": np.concatenate(targets_va) if targets_va else None,
-        "index": np.concatenate(indices) if indices else np.zeros((0,), np.int32),
-        "loss": float(np.mean(np.concatenate(loss_terms))) if loss_terms else float("nan"),
-    }
+    def next_epoch(self):
+        self.epoch.assign_add(1)
+        self.step_in_epoch.assign(0)
+        self.epoch_loss_sum.assign(0.0)
+        self.epoch_loss_count.assign(0)
 
 
-def compute_metrics(task, predictions):
-    if task.is_classification:
-        y_pred = np.argmax(predictions["outputs"], axis=-1)
-        result = metric_defs.classification_metrics(
-            predictions["labels"], y_pred, labels=list(task.config.classes)
+class _Checkpoints:
+    """The run's checkpoint (last K, with optimizer and loop state) and best-model managers."""
+
+    def __init__(self, write_dir, model, optimizer, state, keep):
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, seed_generators=seed_generator_states(model), **state.checkpointed()
         )
-    else:
-        values = predictions["values"]
-        known = np.isfinite(values)
-        result = metric_defs.regression_metrics(values[known], predictions["outputs"].reshape(-1)[known])
-    result["loss"] = predictions["loss"]
-    return result
+        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(write_dir, "checkpoints"),
+                                                  max_to_keep=keep)
+        self.best_checkpoint = tf.train.Checkpoint(model=model)
+        self.best_manager = tf.train.CheckpointManager(self.best_checkpoint, os.path.join(write_dir, "best"),
+                                                       max_to_keep=1)
+
+
+class _Window:
+    """What the loop reads from the graph at each check (every --log_every_steps, before every
+    checkpoint, at epoch end): examples seen, the mean loss since the last log, non-finite steps."""
+
+    def __init__(self, state, t0, skip):
+        self.state, self.t0, self.skip = state, t0, skip
+        self.start_count = int(state.epoch_loss_count)
+        self.examples = 0
+        self._sum, self._count = float(state.epoch_loss_sum.numpy()), self.start_count
+
+    def check(self, step, epoch, manager):
+        """Raises `TrainingError` naming the first non-finite step since the last check."""
+        self.examples = int(self.state.epoch_loss_count) - self.start_count
+        bad_step = int(self.state.first_bad_step)
+        if bad_step >= 0:
+            loss = float(self.state.first_bad_loss.numpy())
+            what = f"the loss became {loss}" if not math.isfinite(loss) else (
+                f"the gradients became non-finite (loss {loss})")
+            raise TrainingError(
+                f"{what} at step {bad_step} (epoch {epoch + 1}); training stopped and nothing from this step "
+                f"on was saved. Last good checkpoint: {manager.latest_checkpoint or 'none'}. Lower "
+                f"--learning_rate or check the data."
+            )
+
+    def take_loss(self):
+        """The mean training loss since the previous call."""
+        total, count = float(self.state.epoch_loss_sum.numpy()), int(self.state.epoch_loss_count)
+        loss = (total - self._sum) / max(count - self._count, 1)
+        self._sum, self._count = total, count
+        return loss
 
 
 def seed_generator_states(model) -> list:
@@ -506,28 +531,3 @@ def _current_lr(optimizer):
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     lr = inner.learning_rate
     return lr.numpy() if hasattr(lr, "numpy") else lr
-
-
-def _save_model_atomic(model, path):
-    tmp = path + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(path, obj):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
-
-
-def print_err(*args):
-    print(*args, file=sys.stderr, flush=True)

@@ -38,7 +38,7 @@ Regression (valence / arousal):
 Example:
 
 ```python
-from tfsent.evaluation import metrics
+from tfsent.metrics import definitions as metrics
 
 m = metrics.classification_metrics([0, 1, 1, 2], [0, 1, 2, 2], labels=["neutral", "happy", "sad"])
 m["accuracy"], m["unweighted_accuracy"], m["macro_f1"]
@@ -71,6 +71,11 @@ __all__ = [
 
 # === Input checks ===
 
+
+# The metrics a run can select its best checkpoint on, and which of them improve downwards.
+CLASSIFICATION_METRICS = ("accuracy", "unweighted_accuracy", "macro_f1", "weighted_f1")
+REGRESSION_METRICS = ("ccc", "rmse", "mae", "pearson_r")
+LOWER_IS_BETTER = ("loss", "rmse", "mae")
 
 def _check_class_ids(y_true, y_pred, num_classes: int | None = None):
     y_true = np.asarray(y_true)

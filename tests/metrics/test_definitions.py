@@ -1,4 +1,4 @@
-"""Tests for tfsent.evaluation.metrics: hand-computed values and scikit-learn agreement."""
+"""Tests for tfsent.metrics.definitions: hand-computed values and scikit-learn agreement."""
 
 import json
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tfsent.evaluation import metrics
+from tfsent.metrics import definitions as metrics
 
 
 # Hand example, 3 classes, 8 examples.

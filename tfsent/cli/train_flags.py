@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from absl import flags
 
+from tfsent.core.errors import UsageError
+from tfsent.metrics.definitions import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
 FLAGS = flags.FLAGS
 
 GROUPS: dict[str, list[str]] = {}
@@ -30,8 +33,13 @@ def define_train_flags():
     if _defined:
         return
     _defined = True
+    for define in (_define_data_flags, _define_model_flags, _define_optimisation_flags,
+                   _define_distribution_flags, _define_logging_flags):
+        define()
+    _register_validators()
 
-    # --- data ---------------------------------------------------------------------------------
+
+def _define_data_flags():
     g = "data"
     _group(g, flags.DEFINE_string, "manifest", None, "manifest.csv written by bin/prepare.")
     _group(g, flags.DEFINE_enum, "task", "classification", ["classification", "valence", "arousal"],
@@ -70,7 +78,8 @@ def define_train_flags():
     _group(g, flags.DEFINE_string, "audio_encoder", None, "Local Hugging Face checkpoint folder for the audio side.")
     _group(g, flags.DEFINE_boolean, "cache_audio", False, "Cache decoded, resampled waveforms in memory "
            "(fast for small corpora; augmentation still runs fresh every epoch).")
-    _group(g, flags.DEFINE_string, "snapshot_dir", None, "tf.data snapshot of decoded audio on disk.")
+    _group(g, flags.DEFINE_string, "snapshot_dir", None, "Folder for decoded, resampled audio on disk (built "
+           "once per split, reused by later epochs and runs; memory stays flat in corpus size).")
     _group(g, flags.DEFINE_enum, "class_weights", "none", ["none", "balanced"],
            "Per-example loss weights: 'balanced' weighs class c by N / (C * N_c) on the training split.")
     _group(g, flags.DEFINE_boolean, "balanced_sampling", False,
@@ -88,7 +97,8 @@ def define_train_flags():
            "tfsent.text.augment.TextAugmentConfig (swap_ratio, deletion_rate, apply_prob); "
            "preset=seed002 is random swap + deletion of 30% of the tokens.")
 
-    # --- model ----------------------------------------------------------------------------------
+
+def _define_model_flags():
     g = "model"
     _group(g, flags.DEFINE_string, "model", None, "Registered model name (bin/train --list_models).")
     _group(g, flags.DEFINE_list, "model_kwargs", [], "Model-specific builder arguments, key=value pairs.")
@@ -96,7 +106,8 @@ def define_train_flags():
            "earlier runs (S2 stage 3 finds its regressors this way).")
     _group(g, flags.DEFINE_boolean, "list_models", False, "Print every registered model name and exit.")
 
-    # --- optimisation ---------------------------------------------------------------------------
+
+def _define_optimisation_flags():
     g = "optimisation"
     _group(g, flags.DEFINE_integer, "epochs", 10, "Maximum epochs.")
     _group(g, flags.DEFINE_integer, "batch_size", 32, "Global batch size (split across replicas).")
@@ -128,7 +139,8 @@ def define_train_flags():
     _group(g, flags.DEFINE_integer, "seed", 42, "Seed for initialisation, shuffling and augmentation.")
     _group(g, flags.DEFINE_boolean, "deterministic", False, "TF op determinism + fixed seeds (slower).")
 
-    # --- distribution ---------------------------------------------------------------------------
+
+def _define_distribution_flags():
     g = "distribution"
     _group(g, flags.DEFINE_enum, "strategy", "default", ["default", "mirrored", "multi_worker"],
            "tf.distribute strategy: one device, every local GPU (MirroredStrategy), or several machines "
@@ -139,7 +151,8 @@ def define_train_flags():
            "Keras mixed-precision policy (loss scaling with float16).")
     _group(g, flags.DEFINE_boolean, "jit_compile", False, "Compile the train step with XLA.")
 
-    # --- logging --------------------------------------------------------------------------------
+
+def _define_logging_flags():
     g = "logging"
     _group(g, flags.DEFINE_string, "model_dir", None, "Where checkpoints, TensorBoard logs and the "
            "trained model go. Re-running with the same dir resumes.")
@@ -149,8 +162,6 @@ def define_train_flags():
     _group(g, flags.DEFINE_integer, "tensorboard_audio_examples", 0,
            "Write this many augmented training clips (audio + log-Mel image) to TensorBoard.")
     _group(g, flags.DEFINE_boolean, "progress", True, "Console progress line during training.")
-
-    _register_validators()
 
 
 def _register_validators():
@@ -245,17 +256,12 @@ def _register_validators():
     )
 
 
-CLASSIFICATION_METRICS = ("accuracy", "unweighted_accuracy", "macro_f1", "weighted_f1")
-REGRESSION_METRICS = ("ccc", "rmse", "mae", "pearson_r")
-LOWER_IS_BETTER = ("loss", "rmse", "mae")
-
-
 def parse_key_values(items, flag_name):
     """Parses ['k=v', ...] into a dict with int/float/bool/str values; errors name the flag."""
     out = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--{flag_name}: expected key=value, got {item!r}")
+            raise UsageError(f"--{flag_name}: expected key=value, got {item!r}")
         key, value = item.split("=", 1)
         key = key.strip()
         value = value.strip()

@@ -1,0 +1,6 @@
+"""Metric definitions (WA, UA, F1, CCC, ...) and their plots, defined once for training, evaluation
+and every report. A bottom layer: numpy / scikit-learn / matplotlib only, no TensorFlow.
+
+- `tfsent.metrics.definitions`: `classification_metrics`, `regression_metrics` and their edge cases.
+- `tfsent.metrics.plots`: the confusion-matrix PNG.
+"""

@@ -1,0 +1,155 @@
+"""Multimodal models: every registered Keras model that takes audio and text.
+
+- `demo_fusion`: the design card's audio branch ‖ text branch → Dense head, with modality dropout.
+- `mfcc_fusion`: per-clip MFCC means → Dense(128, relu) ‖ a small Macaron text encoder's [CLS]
+  projection → the `NN_Classifier` head.
+- `conv1d_fusion`: standardized [13-band log-Mel mean ‖ sentence embedding] → Conv1D(256, 5, same,
+  relu) → Dropout(0.2) → Flatten → Dense(32, relu) → Dense. The standardization is a Keras
+  `Normalization` layer; `tfsent.models.stages.adapt_normalization(model, train_dataset)` sets it.
+- `va_fusion_classifier`: the arousal and valence regressors' backbones, loaded from their runs
+  (`--init_from=arousal_regressor=DIR,valence_regressor=DIR`) and frozen, their sequences concatenated
+  on time → transformer blocks → 2-layer LSTM → Dense.
+
+Which seed each comes from is the registry's `seed` field (README's model table).
+
+Example:
+
+```python
+model = registry.build("demo_fusion", num_classes=4, feature_dim=64, vocab_size=2000)
+outputs = model({"audio_features": feats, "audio_mask": frame_mask,
+                 "token_ids": ids, "padding_mask": token_mask})
+outputs["logits"]  # [B, 4]
+```
+"""
+
+from __future__ import annotations
+
+from keras import layers
+
+from tfsent.core import inputs
+from tfsent.models import registry
+from tfsent.models.audio_backbones import audio_branch, masked_clip_mean
+from tfsent.models.heads import classifier, dense_head, logits_layer, nn_classifier_head, recurrent_head
+from tfsent.models.layers import PackedConcatenate, SelectPosition
+from tfsent.models.stages import AUDIO_BACKBONE, TEXT_BACKBONE, load_backbone
+from tfsent.models.text_backbones import macaron_encoder, sentence_embedding, text_branch
+from tfsent.models.transformer import encoder_blocks
+
+
+def _audio_text_inputs(feature_dim=None, shape=None):
+    return {**inputs.audio_inputs(feature_dim, shape=shape), **inputs.text_inputs()}
+
+
+@registry.register("demo_fusion", modality="multimodal", seed="design card",
+                   description="Flagship demo: conv1d_mel audio branch ‖ text_cnn text branch → Dense "
+                   "fusion head")
+def demo_fusion(*, num_classes, feature_dim, vocab_size, filters=96, num_layers=3, embedding_dim=96,
+                hidden=64, dropout=0.2, branch_dropout=0.1, modality_dropout=0.3):
+    """Late fusion of the two branches. `modality_dropout` zeroes one whole branch's embedding for a
+    random fraction of training examples, so the head learns to cope with a missing modality (the
+    exported model accepts an empty text or zero-length audio)."""
+    audio = audio_branch(feature_dim=feature_dim, filters=filters, num_layers=num_layers,
+                         dropout=branch_dropout)
+    text = text_branch(vocab_size=vocab_size, embedding_dim=embedding_dim, filters=filters,
+                       dropout=branch_dropout)
+    feed = _audio_text_inputs(feature_dim)
+    branches = []
+    for modality, branch in (("audio", audio), ("text", text)):
+        x = branch({name: feed[name] for name in inputs.input_names(branch)})
+        branches.append(layers.Dropout(modality_dropout, noise_shape=(None, 1),
+                                       name=f"{modality}_modality_dropout")(x))
+    x = layers.Concatenate(name="fusion")(branches)
+    logits = dense_head(x, num_classes=num_classes, hidden=hidden, dropout=dropout)
+    return classifier(feed, logits, "demo_fusion")
+
+
+@registry.register("mfcc_fusion", modality="multimodal", seed="S0 (seed 000)",
+                   description="per-clip MFCC means → Dense(128, relu) ‖ small Macaron text encoder "
+                   "[CLS] projection → NN_Classifier head")
+def mfcc_fusion(*, num_classes, feature_dim=13, vocab_size=4096, sequence_length=64, audio_units=128,
+                text_hidden_dim=256, text_num_layers=2, text_num_heads=4, text_intermediate_dim=1024,
+                text_num_memory_kv=16, text_output_dim=1024, dropout=0.0, head_filters=128,
+                head_dropout=0.1):
+    """MFCC means ‖ Macaron [CLS] fusion. Inputs `audio_features` `[B, T, n_mfcc]` + `audio_mask` (the
+    per-clip mean over real frames is taken in the model) and `token_ids` + `padding_mask`. The text
+    encoder's sizes are not given by the seed ("a small text encoder"); the defaults are ours."""
+    encoder = macaron_encoder(
+        vocab_size=vocab_size, sequence_length=sequence_length, hidden_dim=text_hidden_dim,
+        num_layers=text_num_layers, num_heads=text_num_heads, head_dim=text_hidden_dim // text_num_heads,
+        intermediate_dim=text_intermediate_dim, num_memory_kv=text_num_memory_kv, dropout=dropout,
+        name="text_encoder")
+    feed = _audio_text_inputs(feature_dim)
+    mfcc_mean = masked_clip_mean(feed, "mfcc_mean")
+    audio = layers.Dense(audio_units, activation="relu", name="mfcc_dense")(mfcc_mean)
+    text = SelectPosition(0, name="cls_token")(encoder({k: feed[k] for k in inputs.TEXT_INPUTS}))
+    text = layers.Dense(text_output_dim, name="text_output_projection")(text)
+    fused = layers.Concatenate(name="fusion")([audio, text])
+    logits = nn_classifier_head(fused, num_classes=num_classes, filters=head_filters, dropout=head_dropout)
+    return classifier(feed, logits, "mfcc_fusion")
+
+
+@registry.register("conv1d_fusion", modality="multimodal", seed="S1 (seed 001)",
+                   description="standardized [13-band log-Mel mean ‖ frozen sentence embedding] → "
+                   "Conv1D(256, k=5) → Dropout(0.2) → Dense(32, relu) → Dense; statistics from the "
+                   "training split")
+def conv1d_fusion(*, num_classes, feature_dim=13, text_encoder=None, vocab_size=None, pooling="cls",
+                  hidden_dim=64, filters=256, kernel_size=5, dropout=0.2, dense_units=32,
+                  freeze_text_encoder=True):
+    """Log-Mel mean ‖ sentence embedding fusion. Inputs `audio_features` `[B, T, 13]` (log-Mel, the per-clip mean is
+    taken in the model over real frames) + `audio_mask`, and `token_ids` + `padding_mask` for the
+    sentence encoder (`text_encoder`, frozen as in the seed, which embedded sentences offline;
+    without one a trainable `hidden_dim` embedding stands in). Call `adapt_normalization` with the
+    training split before training so the `standardize` layer holds train-only statistics."""
+    feed = _audio_text_inputs(feature_dim)
+    sentence = sentence_embedding(feed, pooling=pooling, text_encoder=text_encoder, vocab_size=vocab_size,
+                                  hidden_dim=hidden_dim, model="conv1d_fusion", freeze=freeze_text_encoder)
+    fused = layers.Concatenate(name="fusion")([masked_clip_mean(feed, "log_mel_mean"), sentence])
+    x = layers.Normalization(axis=-1, name="standardize")(fused)
+    x = layers.Reshape((-1, 1), name="as_sequence")(x)
+    x = layers.Conv1D(filters, kernel_size, padding="same", activation="relu", name="conv")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    return classifier(feed, logits_layer(x, num_classes), "conv1d_fusion")
+
+
+def _trained_backbones(init_from):
+    """The frozen stage 1 and 2 backbones `va_fusion_classifier` is built on."""
+    init_from = dict(init_from or {})
+    missing = [k for k in ("arousal_regressor", "valence_regressor") if k not in init_from]
+    if missing:
+        raise ValueError(
+            "va_fusion_classifier needs the trained regressors: "
+            f"--init_from=arousal_regressor=DIR,valence_regressor=DIR (missing: {', '.join(missing)})"
+        )
+    audio = load_backbone(init_from["arousal_regressor"], AUDIO_BACKBONE)
+    text = load_backbone(init_from["valence_regressor"], TEXT_BACKBONE)
+    audio_dim, text_dim = audio.output.shape[-1], text.output.shape[-1]
+    if audio_dim != text_dim:
+        raise ValueError(
+            f"regressor widths differ: audio {audio_dim} vs text {text_dim}; they must match to "
+            "concatenate on time"
+        )
+    return audio, text
+
+
+@registry.register("va_fusion_classifier", modality="multimodal", seed="S2 (seed 002)",
+                   description="frozen arousal (audio) and valence (text) regressor backbones, sequences "
+                   "concatenated on time → 4 transformer blocks → 2-layer LSTM(128) → Dense; stage 3 of "
+                   "S2")
+def va_fusion_classifier(*, num_classes, init_from=None, num_layers=4, num_heads=6, intermediate_dim=3072,
+                         dropout=0.1, lstm_units=128, lstm_layers=2, lstm_dropout=0.1):
+    """Stage 3 of the valence/arousal recipe. `init_from` maps `arousal_regressor` and `valence_regressor` to the model
+    directories (or `.keras` files) of the stage 1 and stage 2 runs."""
+    audio, text = _trained_backbones(init_from)
+    feed = _audio_text_inputs(shape=audio.input[inputs.AUDIO_FEATURES].shape[1:])
+    a = audio({k: feed[k] for k in (inputs.AUDIO_FEATURES, inputs.AUDIO_MASK)})
+    t = text({k: feed[k] for k in inputs.TEXT_INPUTS})
+    x, mask = PackedConcatenate(name="concatenate_on_time")(
+        a, feed[inputs.AUDIO_MASK], t, feed[inputs.PADDING_MASK]
+    )
+    x = encoder_blocks(x, mask, num_layers=num_layers, num_heads=num_heads,
+                       intermediate_dim=intermediate_dim, dropout=dropout, prefix="fusion_block_")
+    x = recurrent_head(x, mask, cell="lstm", units=lstm_units, num_layers=lstm_layers,
+                       dropout=lstm_dropout, name="head")
+    return classifier(feed, logits_layer(x, num_classes), "va_fusion_classifier")
