@@ -2,14 +2,25 @@
 
 `tiny_corpus` builds one small synthetic KEMDy20-layout corpus per test session (espeak-ng voices) and
 prepares it with the real `bin/prepare`; tests that need data read `tiny_corpus["manifest"]`.
+
+The `hypothesis` profile "tfsent" (loaded here) keeps property tests deterministic and cheap in CI:
+derandomized (the same examples on every run of the same tests on the same tree; hypothesis also
+draws constants from the project modules already imported), no example database, no per-example
+deadline (a shared 2-core machine), 100 examples unless a test asks for fewer. A failure prints its
+shrunk example and a `@reproduce_failure` blob.
 """
 import os
 import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+settings.register_profile("tfsent", derandomize=True, database=None, deadline=None, max_examples=100,
+                          print_blob=True)
+settings.load_profile("tfsent")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable

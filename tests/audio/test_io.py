@@ -113,6 +113,18 @@ def _corrupt_files(tmp_path):
     return {k: os.fspath(v) for k, v in files.items()}
 
 
+def test_decode_wav_bytes_odd_headers_fail_cleanly_or_give_no_samples():
+    # issue 17 sweep: a 1 Hz header decoded to 12 s of audio; a data chunk shorter than one frame
+    # crashed the resampler (a Reshape error naming no row).
+    one_hz = (b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x02\x00\x01\x00\x00\x00\xe6\xc54Z"
+              b"\x03\x00 \x00datad\x00\x00\x00" + bytes(100))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a decodable WAV.*1000-768000 Hz"):
+        decode_wav_bytes(tf.constant(one_hz), 16000)
+    part_frame = (b"RIFF'\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x06\x00D\xac\x00\x00\x95q\xa5x"
+                  b"\x02\x00 \x00data\x00\x00\x00\x80" + bytes(3))
+    assert decode_wav_bytes(tf.constant(part_frame), 16000).shape == (0,)
+
+
 def test_load_audio_checked_flags_bad_files(tmp_path):
     files = _corrupt_files(tmp_path)
     for name, path in files.items():

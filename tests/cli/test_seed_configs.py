@@ -205,6 +205,24 @@ def test_seed_flagfile_trains_end_to_end(name, runs):
         assert _same_weights(backbone.get_layer("transformer_layer_0"), reference.get_layer("transformer_layer_0"))
         assert not _same_weights(backbone.get_layer("transformer_layer_1"), reference.get_layer("transformer_layer_1"))
     assert summary["history"][0]["train_loss"] > 0
+    if config["model"] in ("conv1d_fusion", "mfcc_fusion"):
+        _check_modality_ablation(model_dir)
+
+
+def _check_modality_ablation(model_dir):
+    """bin/evaluate scores a fusion model without audio and without text too (and says so)."""
+    proc = run_cli("evaluate", f"--model_dir={model_dir}")
+    assert "audio removed:" in proc.stdout and "text removed:" in proc.stdout
+    with open(os.path.join(model_dir, "eval", "metrics.json"), encoding="utf-8") as f:
+        metrics = json.load(f)
+    ablation = metrics["modality_ablation"]
+    assert ablation["full"]["macro_f1"] == metrics["macro_f1"]
+    for name in ("audio_removed", "text_removed"):
+        removed = ablation[name]
+        assert removed["num_examples"] == metrics["num_examples"] > 0
+        assert 0.0 <= removed["macro_f1"] <= 1.0 and 0.0 <= removed["agreement_with_full"] <= 1.0
+    assert "per_condition" in metrics  # the tiny corpus is a demo corpus
+    return metrics
 
 
 @pytest.mark.slow
@@ -229,9 +247,7 @@ def test_s2_fusion_reuses_the_trained_regressor_backbones(runs):
     # Frozen in stage 3: the backbones are exactly the stage 1-2 ones.
     assert _same_weights(fusion.get_layer(AUDIO_BACKBONE), _load(dirs["s2_1_arousal_regressor"]).get_layer(AUDIO_BACKBONE))
     assert _same_weights(fusion.get_layer(TEXT_BACKBONE), _load(dirs["s2_2_valence_regressor"]).get_layer(TEXT_BACKBONE))
-    run_cli("evaluate", f"--model_dir={dirs['s2_3_va_fusion_classifier']}")
-    with open(os.path.join(dirs["s2_3_va_fusion_classifier"], "eval", "metrics.json"), encoding="utf-8") as f:
-        metrics = json.load(f)
+    metrics = _check_modality_ablation(dirs["s2_3_va_fusion_classifier"])
     assert np.asarray(metrics["confusion_matrix"]).sum() == metrics["num_examples"] == 4
 
 

@@ -44,10 +44,10 @@ def _write(tmp_path, name, **kw):
 def test_header_checks(tmp_path):
     ok = audio_check.check_audio(_write(tmp_path, "a.wav", frames=1600))
     assert (ok.error, ok.sample_rate, ok.channels, ok.frames) == (None, 16000, 1, 1600)
-    stereo = audio_check.check_audio(_write(tmp_path, "b.wav", frames=480, sample_rate=48000, channels=2))
-    assert (stereo.error, stereo.sample_rate, stereo.channels, stereo.frames) == (None, 48000, 2, 480)
-    u8 = audio_check.check_audio(_write(tmp_path, "c.wav", frames=100, bits=8))
-    assert (u8.error, u8.bits, u8.frames) == (None, 8, 100)
+    stereo = audio_check.check_audio(_write(tmp_path, "b.wav", frames=4800, sample_rate=48000, channels=2))
+    assert (stereo.error, stereo.sample_rate, stereo.channels, stereo.frames) == (None, 48000, 2, 4800)
+    u8 = audio_check.check_audio(_write(tmp_path, "c.wav", frames=1600, bits=8))
+    assert (u8.error, u8.bits, u8.frames) == (None, 8, 1600)
     cut = audio_check.check_audio(_write(tmp_path, "d.wav", frames=1600, truncate_to=500))
     assert cut.error == "truncated_audio" and "3200" in cut.detail
     assert audio_check.check_audio(_write(tmp_path, "e.wav", frames=0)).error == "empty_audio"
@@ -60,7 +60,7 @@ def test_header_checks(tmp_path):
 
 def test_header_agrees_with_soundfile_and_verify_decodes(tmp_path):
     path = str(tmp_path / "sf.wav")
-    soundfile.write(path, np.zeros((2205, 2), "float32"), 44100, subtype="PCM_24")
+    soundfile.write(path, np.zeros((4410, 2), "float32"), 44100, subtype="PCM_24")
     info = audio_check.check_audio(path)
     sf = soundfile.info(path)
     assert (info.sample_rate, info.channels, info.frames) == (sf.samplerate, sf.channels, sf.frames)
@@ -68,3 +68,26 @@ def test_header_agrees_with_soundfile_and_verify_decodes(tmp_path):
     flac = str(tmp_path / "x.flac")  # non-RIFF formats go through soundfile
     soundfile.write(flac, np.zeros(1600, "float32"), 16000)
     assert audio_check.check_audio(flac).frames == 1600
+
+
+def test_too_short_and_non_finite_audio_are_rejected(tmp_path):
+    # issue 17, classes 1-2: a 1 ms clip and a float WAV full of NaN used to be kept.
+    short = audio_check.check_audio(_write(tmp_path, "short.wav", frames=16))
+    assert short.error == "too_short_audio" and "1.0 ms" in short.detail
+    nan = str(tmp_path / "nan.wav")
+    samples = np.full(16000, np.nan, "float32")
+    samples[:100] = 0.1
+    soundfile.write(nan, samples, 16000, subtype="FLOAT")
+    assert audio_check.check_audio(nan).error is None  # the header cannot tell
+    info = audio_check.check_audio(nan, verify=True)
+    assert info.error == "non_finite_audio" and "15900" in info.detail
+
+
+def test_utf16_without_bom_is_decoded(tmp_path):
+    # issue 17, class 8: UTF-16 without a BOM decoded "as UTF-8" into NUL-riddled malformed rows.
+    from tfsent.corpus.encoding import decode_bytes
+
+    text = "Numb,Segment ID,감정\n1,Sess01_x,happy\n"
+    assert decode_bytes(text.encode("utf-16-le")) == (text, "utf-16-le")
+    assert decode_bytes(text.encode("utf-16-be")) == (text, "utf-16-be")
+    assert decode_bytes(text.encode("utf-8")) == (text, "utf-8")

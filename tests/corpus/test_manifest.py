@@ -8,6 +8,7 @@ import pytest
 from tfsent.corpus import manifest
 from tfsent.corpus.prepare import PrepareOptions
 from tfsent.corpus.prepare import run_prepare
+from tfsent.corpus.common import PrepareError
 
 
 def _run(root, out, **kw):
@@ -64,7 +65,7 @@ def test_crash_while_writing_keeps_previous_outputs(kemdy20_corpus, tmp_path, mo
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", crash_on_manifest)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PrepareError, match=r"--out=.*: cannot write there \(disk full\)"):  # one line, exit 2
         _run(root, out, classes="4")
     monkeypatch.undo()
     assert sorted(os.listdir(out)) == sorted(before)  # no temporary files left behind

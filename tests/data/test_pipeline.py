@@ -153,6 +153,41 @@ def test_unreadable_audio_is_skipped_and_logged(manifest, preprocessor, tmp_path
     assert victim["utt_id"] in capfd.readouterr().err
 
 
+def test_non_finite_and_too_short_audio_are_skipped_and_named(manifest, preprocessor, tmp_path, capfd):
+    # issue 17, class 2: a float WAV full of NaN was fed (training then stopped on non-finite gradients
+    # without naming the file; evaluation scored it), and a 1 ms clip was scored like a sentence.
+    import soundfile
+
+    frame, sidecar = manifest
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sidecar["data_dir"], corpus)
+    train = frame[frame["split"] == "train"]
+    nan, short = train.iloc[0], train.iloc[2]
+    soundfile.write(str(corpus / nan["audio_path"]), np.full(8000, np.nan, np.float32), 16000, subtype="FLOAT")
+    soundfile.write(str(corpus / short["audio_path"]), np.full(16, 0.1, np.float32), 16000)
+    pipe = InputPipeline(
+        frame, dict(sidecar, data_dir=str(corpus)),
+        PipelineConfig(feature=FeatureConfig(kind="log_mel", n_mels=32), batch_size=4, model_inputs=INPUTS),
+        text_preprocessor=preprocessor,
+    )
+    got = np.concatenate([t["index"] for _, t in batches(pipe.dataset("train", training=False))])
+    assert len(got) == len(train) - 2 and 0 not in got and 2 not in got
+    err = capfd.readouterr().err
+    assert nan["utt_id"] in err and short["utt_id"] in err
+
+
+def test_audio_paths_outside_the_corpus_are_refused(manifest, preprocessor):
+    # issue 17, class 7: a hand-edited audio_path climbing out of data_dir was read silently.
+    from tfsent.core.errors import UsageError
+
+    frame, sidecar = manifest
+    edited = frame.copy()
+    edited.loc[edited.index[0], "audio_path"] = "../outside/x.wav"
+    pipe = make_pipeline((edited, sidecar), preprocessor)
+    with pytest.raises(UsageError, match=r"audio_path '\.\./outside/x\.wav' leaves the corpus root"):
+        pipe.dataset(str(edited["split"].iloc[0]), training=False)
+
+
 def test_padded_batch_gives_each_clip_its_unpadded_features(manifest, preprocessor):
     """Frames of a clip do not depend on its neighbours (what lets models ignore batch composition)."""
     pipe = make_pipeline(manifest, preprocessor, batch_size=64)

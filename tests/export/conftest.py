@@ -25,7 +25,8 @@ SEQUENCE_LENGTH = 12
 # family → (registry name, feature settings, builder kwargs beyond the common ones, task)
 FAMILIES = {
     "demo_fusion": ("demo_fusion", {"kind": "log_mel", "n_mels": 16},
-                    {"filters": 8, "num_layers": 2, "embedding_dim": 8, "hidden": 8}, "classification"),
+                    {"filters": 8, "num_layers": 2, "embedding_dim": 8, "hidden": 8, "aux_heads": True},
+                    "classification"),
     "conv1d_mel": ("conv1d_mel", {"kind": "mfcc", "n_mels": 20, "n_mfcc": 13},
                    {"filters": 8, "num_layers": 2, "hidden": 8}, "classification"),
     "text_cnn": ("text_cnn", {"kind": "log_mel", "n_mels": 16},

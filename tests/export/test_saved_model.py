@@ -1,8 +1,11 @@
 """bin/export's SavedModels: layout, model card, warm-up, outputs vs the in-memory model, long audio,
-missing modalities, bad requests, atomic export, and (slow) a fresh TF + tensorflow_text-only process."""
+missing modalities, bad and random (hypothesis) requests, atomic export, and (slow) a fresh TF +
+tensorflow_text-only process."""
 
+import collections
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -10,6 +13,8 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tfsent.audio.features import AudioFrontend
 from tfsent.audio.io import decode_wav_bytes
@@ -80,6 +85,9 @@ def test_layout_model_card_and_warmup(exports, loaded, kit):
     assert set(loaded["demo_fusion"].signatures) == {"serving_default", "predict_wav"}
     assert set(loaded["conv1d_mel"].signatures) == {"serving_default", "predict_wav"}
     assert set(loaded["text_cnn"].signatures) == {"serving_default"}
+    # The fusion model's auxiliary per-modality outputs (training only) are not served.
+    served = set(loaded["demo_fusion"].signatures["serving_default"].structured_outputs)
+    assert {"probabilities", "label", "classes"} <= served and not {"audio_logits", "text_logits"} & served
     # Every warm-up request is a valid request for the signature it names (TF Serving replays them).
     requests = sm.read_warmup_requests(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
     assert [r.model_spec.signature_name for r in requests] == ["serving_default", "predict_wav"]
@@ -190,11 +198,16 @@ def _bad(kit):
                     "neither audio nor text:] [1]"),
         "no_audio": ("conv1d_mel", dict(audio=two, audio_length=[0, 8000]), "needs audio"),
         "no_text": ("text_cnn", dict(text=["네", " "]), "needs text"),
+        # issue 17, class 1: a 1 ms clip used to get a confident label.
+        "too_short": ("conv1d_mel", dict(audio=two, audio_length=[8000, 16]), "shorter than the minimum"),
+        "too_short_fusion": ("demo_fusion", dict(audio=two, audio_length=[16, 8000], text=TEXTS[:2]),
+                             "shorter than the minimum"),
     }
 
 
 @pytest.mark.parametrize("case", ["nan", "inf", "length_too_long", "negative_length", "length_batch",
-                                  "text_batch", "nothing", "no_audio", "no_text"])
+                                  "text_batch", "nothing", "no_audio", "no_text", "too_short",
+                                  "too_short_fusion"])
 def test_bad_requests_are_invalid_argument(case, loaded, kit):
     family, kwargs, message = _bad(kit)[case]
     fn = loaded[family].signatures["serving_default"]
@@ -202,6 +215,20 @@ def test_bad_requests_are_invalid_argument(case, loaded, kit):
                               (np.asarray(v, np.int32) if k == "audio_length" else v)) for k, v in kwargs.items()}
     with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
         fn(**tensors)
+
+
+def test_empty_and_tiny_wavs_are_refused_and_one_modality_is_said(loaded, kit):
+    # issue 17, class 1: a WAV with a 0-byte data chunk and a 16-sample clip were labelled confidently;
+    # a fusion model given audio alone scored the empty string without saying so.
+    wav = loaded["conv1d_mel"].signatures["predict_wav"]
+    for bad in (sm.wav_bytes(np.zeros([0], np.float32), 16000), sm.wav_bytes(kit.noise(0.001), 16000)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="needs audio|shorter than the minimum"):
+            wav(wav=tf.constant([bad]))
+    clip = sm.wav_bytes(kit.noise(0.5), 16000)
+    out = loaded["demo_fusion"].signatures["predict_wav"](wav=tf.constant([clip, clip, b""]),
+                                                          text=tf.constant(["", "네", "네"]))
+    assert [m.decode() for m in out["modalities"].numpy()] == ["audio", "audio+text", "text"]
+    assert "modalities" not in loaded["conv1d_mel"].signatures["predict_wav"](wav=tf.constant([clip]))
 
 
 def test_undecodable_wav_names_the_row(loaded, kit):
@@ -321,3 +348,66 @@ def test_fresh_process_ops_and_outputs(exports, model_dirs, tmp_path, kit):
         assert report["worst"] <= TOL, (family, report)
         if family in ("demo_fusion", "text_cnn"):
             assert "FastWordpieceTokenizeWithOffsets" in report["text_ops"], report
+
+
+def _fmt(format_tag, channels, rate, byte_rate, block_align, bits):
+    return struct.pack("<HHIIHH", format_tag, channels, rate, byte_rate, block_align, bits)
+
+
+# Header fields: random (mostly refused), or coherent so that the random samples get decoded.
+_random_fmts = st.builds(_fmt, st.sampled_from([1, 3, 0]), st.sampled_from([0, 1, 2, 9]),
+                         st.sampled_from([0, 8000, 16000, 2**31]), st.integers(0, 2**32 - 1),
+                         st.sampled_from([0, 2, 4]), st.sampled_from([0, 8, 16, 32]))
+_coherent_fmts = st.sampled_from([_fmt(1, 1, 16000, 32000, 2, 16), _fmt(1, 1, 8000, 16000, 2, 16),
+                                  _fmt(3, 1, 16000, 64000, 4, 32)])
+
+
+def _wav(fmt, body, size=None):
+    """A 44-byte-header WAV: `fmt`, then a data chunk of `body` that declares `size` (else its true size)."""
+    size = len(body) if size is None else size
+    return b"RIFFxxxxWAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size) + body
+
+
+def _wavs(fmts, sizes=st.none(), lengths=(0, 2, 64, 4000)):
+    bodies = st.sampled_from(lengths).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+    return st.builds(_wav, fmts, bodies, sizes)
+
+
+_wav_requests = st.one_of(
+    st.sampled_from([1, 44, 300]).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+    _wavs(_random_fmts, sizes=st.sampled_from([0, 2**31]) | st.none()),
+    _wavs(_coherent_fmts, lengths=(64, 4000)),
+)
+_texts = st.sampled_from(["", "네", "😀" * 30, "\x00\x1b", "화가 " * 300]) | st.text(max_size=40)
+
+
+def test_random_requests_are_answered_or_refused(loaded, kit):
+    # issue 17's property layer for serving: random bytes and random WAV headers as `wav`, random
+    # texts. Invariant: answered with finite probabilities, or refused with InvalidArgument; never
+    # another error, never an answer built on "audio" from nothing.
+    fn = loaded["demo_fusion"].signatures["predict_wav"]
+    good = sm.wav_bytes(kit.noise(0.3), 16000)
+    outcomes = collections.Counter()
+
+    # `given` on an inner function: the outcomes are counted over all examples.
+    @settings(max_examples=20)
+    @given(wav=_wav_requests, text=_texts)
+    @example(wav=_wav(_fmt(1, 1, 16000, 32000, 2, 16), bytes(range(250)) * 16), text="")  # 0.125 s: audio only
+    @example(wav=_wav(_fmt(1, 1, 16000, 32000, 2, 16), b""), text="네")  # no samples: text only
+    def check(wav, text):
+        try:
+            out = fn(wav=tf.constant([good, wav]), text=tf.constant(["네", text]))
+        except tf.errors.InvalidArgumentError:
+            outcomes["refused"] += 1
+            return
+        assert np.isfinite(out["probabilities"].numpy()).all()
+        modalities = out["modalities"].numpy()[1].decode()
+        outcomes[modalities] += 1
+        assert modalities in ("text", "audio", "audio+text")
+        if not text.strip(" \t\n\v\f\r"):  # tf.strings.strip: ASCII whitespace
+            assert "audio" in modalities, modalities
+        if wav[36:40] == b"data" and (len(wav) == 44 or wav[40:44] == bytes(4)):  # a WAV of no samples
+            assert "audio" not in modalities, modalities
+
+    check()
+    assert outcomes["refused"] and outcomes["audio"] and outcomes["text"], outcomes

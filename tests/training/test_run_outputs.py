@@ -40,6 +40,14 @@ def test_run_info_holds_resolved_flags_versions_and_manifest_checksum(mirrored_r
     assert "--epochs=2" in flags_txt and "--cpu_devices=2" in flags_txt
 
 
+def test_fusion_settings_are_recorded_in_the_run(mirrored_run):
+    with open(os.path.join(mirrored_run["model_dir"], "tfsent_config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    # configs/demo.flags trains the fusion model with auxiliary heads; base_flags turns the
+    # per-modality dropout off (the model's own rate, 0, applies).
+    assert config["aux_loss_weight"] == 1.0 and config["modality_dropout"] == {}
+
+
 def test_checkpoints_keep_the_last_k_and_the_best(mirrored_run):
     model_dir = mirrored_run["model_dir"]
     state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
@@ -65,6 +73,26 @@ def test_tensorboard_logs_have_step_and_epoch_summaries(mirrored_run):
         assert valid[tag] == [1, 2], tag
     assert "run/config" in train and "run/model_summary" in train
     assert any(t.startswith("_hparams_") for t in train)
+    # demo_fusion takes audio and text: each validation also scores it without either.
+    for condition in ("audio_removed", "text_removed"):
+        for key in ("accuracy", "macro_f1", "agreement_with_full", "delta_macro_f1"):
+            assert valid[f"modality_ablation/{condition}/{key}"] == [1, 2], (condition, key)
+    full = _values(os.path.join(logs, "valid"), "modality_ablation/full/macro_f1")
+    assert full == _values(os.path.join(logs, "valid"), "epoch/macro_f1")
+    assert out.count("valid without audio / text: ") == 2
+    with open(os.path.join(model_dir, "train_summary.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    final = summary["valid_modality_ablation"]  # the trained (best) model's
+    assert final["full"]["macro_f1"] == summary["valid_metrics"]["macro_f1"]
+    assert set(final) >= {"audio_removed", "text_removed", "chance", "how"}
+
+
+def _values(log_dir, tag):
+    values = []
+    for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            values += [float(tf.make_ndarray(v.tensor)) for v in event.summary.value if v.tag == tag]
+    return values
 
 
 def test_progress_lines_show_step_epoch_loss_and_eta(mirrored_run):

@@ -157,6 +157,11 @@ def _decode_pcm(wav_bytes, info):
     return tf.reshape(flat, [-1, info["channels"]])
 
 
+# Header sample rates `decode_wav_bytes` accepts: a random or corrupt header says 1 Hz or 2**31 Hz.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768000
+
+
 def _to_mono(audio):
     return tf.reduce_mean(audio, axis=1)
 
@@ -172,16 +177,20 @@ def decode_wav_bytes(wav_bytes, target_rate=16000, *, name="<wav bytes>"):
     """
     wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
     info = parse_wav_header(wav_bytes)
+    rate = info["sample_rate"]
+    plausible = tf.logical_and(rate >= MIN_SAMPLE_RATE, rate <= MAX_SAMPLE_RATE)
     check = tf.debugging.Assert(
-        info["valid"],
+        tf.logical_and(info["valid"], plausible),
         [
-            "not a decodable WAV (need RIFF/WAVE PCM 8/16/24/32-bit or float 32/64):",
+            "not a decodable WAV (need RIFF/WAVE PCM 8/16/24/32-bit or float 32/64, "
+            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz):",
             name,
         ],
     )
     with tf.control_dependencies([check]):
         mono = _to_mono(_decode_pcm(wav_bytes, info))
-    return resample(mono, info["sample_rate"], target_rate)
+    # No samples (a data chunk shorter than one frame): nothing to resample (the resampler needs some).
+    return tf.cond(tf.size(mono) > 0, lambda: resample(mono, rate, target_rate), lambda: tf.zeros([0], tf.float32))
 
 
 def _soundfile_read(data, path):

@@ -45,6 +45,7 @@ if __name__ == "__main__":
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from absl import app, flags
@@ -91,7 +92,46 @@ def _apply_logger_levels() -> None:
             logging.getLogger(name).setLevel(level)
 
 
-def run_main(main, name, *, prog=None):
+_INTERRUPTED = []
+
+
+def _on_sigint(signum, frame):
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _interrupted(prog) -> int:
+    # Exiting now: more Ctrl-C (or one TF threads still deliver) must not print tracebacks from
+    # destructors on the way out.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+HELP_ARGS = ("--help", "-help", "-h", "--helpshort", "-?")
+
+
+def print_help(groups) -> None:
+    """The command's docstring, then its flags by group with their defaults, on stdout."""
+    import textwrap
+
+    print((sys.modules["__main__"].__doc__ or "").strip())
+    for group, names in groups.items():
+        print(f"\n{group} flags:" if group else "\nflags:")
+        for flag_name in names:
+            flag = FLAGS[flag_name]
+            default = flag.default_as_str if flag.default is not None else "unset"
+            print(f"  --{flag_name} (default: {default.strip(chr(39))})")
+            print(textwrap.indent(textwrap.fill(" ".join(str(flag.help).split()), 92), "      "))
+    print("\nabsl's own flags (--flagfile, --verbosity, ...): --helpfull")
+
+
+def _main_module_flags() -> dict:
+    names = sorted(f.name for f in FLAGS.get_key_flags_for_module(sys.argv[0]))
+    return {"": names}
+
+
+def run_main(main, name, *, prog=None, help_groups=None):
     """Runs `main(argv)` as `bin/<name>` with the error contract of this module; never returns.
 
     Args:
@@ -99,8 +139,17 @@ def run_main(main, name, *, prog=None):
             arguments absl left (not flags).
         name: the command's name (`evaluate`, `train`, ...): messages start with `bin/<name>:`.
         prog: another prefix for the messages (only for commands whose tests pin an older one).
+        help_groups: `() -> {group: [flag names]}` for `--help` (default: the flags the command's
+            module defines, in one group). `--help` prints them with their defaults and exits 0.
     """
     prog = prog or f"bin/{name}"
+    if any(arg in HELP_ARGS for arg in sys.argv[1:]):
+        try:
+            print_help(help_groups() if help_groups else _main_module_flags())
+            sys.stdout.flush()
+        except BrokenPipeError:  # `bin/train --help | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
     def parse(argv):
         try:
@@ -120,9 +169,16 @@ def run_main(main, name, *, prog=None):
             print_error(prog, err)
             return EXIT_USAGE
         except KeyboardInterrupt:
-            print(f"{prog}: interrupted", file=sys.stderr, flush=True)
-            return EXIT_INTERRUPTED
+            return _interrupted(prog)
+        except Exception:
+            # Ctrl-C inside a TensorFlow py_function / numpy_function surfaces as a TF error that
+            # wraps the KeyboardInterrupt; after a SIGINT, any error is the interrupt.
+            if _INTERRUPTED:
+                return _interrupted(prog)
+            raise
 
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         app.run(guarded, flags_parser=parse)
     except KeyboardInterrupt:  # during flag parsing or absl's start-up
@@ -144,6 +200,23 @@ def require(*names) -> None:
     for name in names:
         if FLAGS[name].value in (None, "", []):
             raise UsageError(f"--{name} is required")
+
+
+def writable_dir(path, flag) -> str:
+    """`path` (given as `--<flag>`), created when missing, once a file could be created in it; else a
+    `UsageError` naming the path and why (an existing file, read-only, no such parent, ...). Checked
+    before the work, so a mistyped or read-only output costs no minutes of scoring first."""
+    import tempfile
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--{flag}={path}: exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UsageError(f"--{flag}={path}: cannot write there ({e.strerror})") from None
+    return path
 
 
 def trained_run_dir(path, flag="model_dir"):

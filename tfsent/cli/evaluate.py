@@ -3,7 +3,9 @@
     bin/evaluate --model_dir=DIR [--split=test] [--manifest=M] [--plot_embeddings]
 
 Writes DIR/eval/metrics.json, confusion_matrix.png, report.md and predictions.csv. This is the only
-command that reads the test split; bin/train selects models on the validation split.
+command that reads the test split; bin/train selects models on the validation split. A model taking
+audio and text is also scored with each modality removed (`modality_ablation`); on the demo corpus,
+accuracy per condition (`per_condition`: emotion in the voice only, the words only, or both).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main(argv):
     else:
         manifest = common.manifest_path(run.read_config().get("manifest"), recorded_in=run.config_path)
     common.check_split(manifest, FLAGS.split)
+    common.writable_dir(FLAGS.out_dir or run.eval_dir(FLAGS.split), "out_dir")
     from tfsent.evaluation.evaluate import evaluate_model_dir
 
     result = evaluate_model_dir(FLAGS.model_dir, split=FLAGS.split, manifest=manifest,
@@ -41,6 +44,24 @@ def main(argv):
           f"split strategy {m['context']['split_strategy']}):")
     for k in shown:
         print(f"  {k:20s} {m[k]:.4f}")
+    ablation = m.get("modality_ablation", {})
+    for name in ("audio_removed", "text_removed"):
+        if name in ablation:
+            a = ablation[name]
+            print(f"  {name.replace('_', ' ') + ':':20s} " + " ".join(f"{k} {a[k]:.4f}" for k in shown if k in a)
+                  + (f" (same prediction as the full model on {a['agreement_with_full']:.0%} of rows)"
+                     if "agreement_with_full" in a else ""))
+    if "per_condition" in m:
+        pc = m["per_condition"]
+        print("  accuracy where the emotion is only in the voice / only in the words / in both: " + " / ".join(
+            "n/a" if pc["accuracy"][c] is None else f"{pc['accuracy'][c]:.3f} ({pc['counts'][c]})"
+            for c in ("audio_only", "text_only", "both")))
+    trained_on = m["context"].get("trained_on")
+    if trained_on and trained_on != m["context"].get("corpus"):
+        print(f"cross-corpus: trained on {trained_on}, scored on {m['context'].get('corpus')}")
+    if "unmapped_rows" in m:
+        print(f"classes mapped by emotion name: {m['unmapped_rows']} rows with an emotion the model does not "
+              f"know were not scored (counted in metrics.json class_mapping)")
     print(f"wrote {result['out_dir']}/metrics.json, report.md, predictions.csv")
     return 0
 

@@ -53,7 +53,13 @@ def main(argv):
     common.require("model_dir", "export_dir")
     run = common.trained_run_dir(FLAGS.model_dir)
     manifest = common.manifest_path(FLAGS.manifest) if FLAGS.manifest else None
-    _check_target(run.read_config())
+    config = run.read_config()
+    _check_target(config)
+    from tfsent.core.locks import DirLock
+
+    # One export at a time per model name (two would race for the next version); also the first write.
+    common.writable_dir(FLAGS.export_dir, "export_dir")
+    DirLock(os.path.join(FLAGS.export_dir, str(FLAGS.model_name or config.get("model"))), "--export_dir").acquire()
     from tfsent.export.saved_model import export_model_dir
 
     path = export_model_dir(FLAGS.model_dir, FLAGS.export_dir, model_name=FLAGS.model_name,

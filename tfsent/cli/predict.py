@@ -6,7 +6,8 @@
     bin/predict --server=localhost:8501 --model_name=demo_fusion --wav=FILE.wav --text="문장"
     bin/predict --server=localhost:8500 --protocol=grpc --model_name=demo_fusion --wav=...
 
-One JSON object per input on stdout: `id`, `label`, `probabilities` (class → probability) and, for
+One JSON object per input on stdout: `id`, `label`, `probabilities` (class → probability), for
+multimodal models `modalities` (`audio+text`, `audio` or `text`: what the row was scored on) and, for
 models that predict them, `valence` / `arousal` (manifest rows also carry the true `emotion`).
 Locally only `tensorflow` and `tensorflow_text` are needed; WAVs are sent whole (any rate, mono or
 stereo) to the `predict_wav` signature, which decodes and resamples in the graph. Text-only models take

@@ -20,6 +20,7 @@ from tfsent.corpus.emotions import CLASS_SETS
 from tfsent.corpus.prepare import FORMATS
 from tfsent.corpus.prepare import PrepareOptions
 from tfsent.corpus.prepare import run_prepare
+from tfsent.corpus.protocols import PROTOCOLS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("format", None, FORMATS, "Corpus layout.")
@@ -32,7 +33,10 @@ flags.DEFINE_enum("tie_policy", "drop", labels.TIE_POLICIES, "What to do with ti
 flags.DEFINE_enum("classes", "7", list(CLASS_SETS), "Class set: 4, 5, 7 emotions or binary sentiment.")
 flags.DEFINE_enum("split", None, splits.SPLITS,
                   "Split strategy; default session for kemdy, age_gender for aihub.")
-flags.DEFINE_integer("folds", 5, "k for --split=kfold_session.")
+flags.DEFINE_integer("folds", 5, "k for --split=kfold_session / kfold_age_gender.")
+flags.DEFINE_enum("protocol", None, list(PROTOCOLS),
+                  "A named cross-validation protocol (sets --split and --folds; see README "
+                  "'Comparable numbers'): " + "; ".join(f"{k}: {p.description}" for k, p in PROTOCOLS.items()))
 flags.DEFINE_integer("seed", 0, "Random seed of the split.")
 flags.DEFINE_float("valid_fraction", 0.1, "Share of utterances (or sessions) for validation.")
 flags.DEFINE_float("test_fraction", 0.2, "Share of utterances (or sessions) for test.")
@@ -47,13 +51,15 @@ def main(argv):
     common.no_arguments(argv)
     if FLAGS.format is None:
         raise UsageError(f"--format is required ({', '.join(FORMATS)})")
+    split, folds = _protocol_split()
     opts = PrepareOptions(
         format=FLAGS.format, data_dir=FLAGS.data_dir, out=FLAGS.out,
         label_rule=FLAGS.label_rule, min_agree=FLAGS.min_agree, tie_policy=FLAGS.tie_policy,
-        classes=FLAGS.classes, split=FLAGS.split, folds=FLAGS.folds, seed=FLAGS.seed,
+        classes=FLAGS.classes, split=split, folds=folds, seed=FLAGS.seed,
         valid_fraction=FLAGS.valid_fraction, test_fraction=FLAGS.test_fraction,
         verify_audio=FLAGS.verify_audio, require_valence_arousal=FLAGS.require_valence_arousal,
         strict=FLAGS.strict, progress=FLAGS.progress,
+        protocol=FLAGS.protocol, contiguous_folds=bool(FLAGS.protocol and PROTOCOLS[FLAGS.protocol].contiguous_folds),
     )
     # PrepareError (bad flags, not a corpus, empty corpus) is a UsageError: one line, exit 2.
     try:
@@ -62,6 +68,21 @@ def main(argv):
         common.print_error("bin/prepare", err)
         return 1
     return 0
+
+
+def _protocol_split():
+    """--split and --folds, from --protocol when one is named (which they may repeat, not contradict)."""
+    if not FLAGS.protocol:
+        return FLAGS.split, FLAGS.folds
+    protocol = PROTOCOLS[FLAGS.protocol]
+    if FLAGS.format != protocol.corpus:
+        raise UsageError(f"--protocol={FLAGS.protocol} is a {protocol.corpus} protocol, not one for "
+                         f"--format={FLAGS.format}")
+    for name, value in (("split", protocol.split), ("folds", protocol.folds)):
+        if FLAGS[name].present and FLAGS[name].value != value:
+            raise UsageError(f"--{name}={FLAGS[name].value} contradicts --protocol={FLAGS.protocol} "
+                             f"(--{name}={value}); drop one of them")
+    return protocol.split, protocol.folds
 
 
 def run():

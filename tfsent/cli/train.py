@@ -44,6 +44,7 @@ def main(argv):
 
     frame, sidecar = read_manifest(FLAGS.manifest)
     _check_classes(sidecar)
+    _check_training_set(frame, sidecar)
     augment_ids = _augment_class_ids(list(sidecar["classes"])) if FLAGS.augment_classes else None
     # Logical CPU devices must be configured before anything initialises TensorFlow's devices.
     from tfsent.training.distribution import configure_devices, make_strategy
@@ -55,6 +56,11 @@ def main(argv):
         raise UsageError(f"--model={FLAGS.model}: unknown model {FLAGS.model!r}; known models: "
                          f"{', '.join(registry.names())} (bin/train --list_models)")
     entry = registry.get(FLAGS.model)
+    train_flags.modality_dropout(FLAGS.modality_dropout)  # a bad value fails before anything is written
+    if entry.modality in ("text", "multimodal"):
+        from tfsent.corpus.training_set import check_training_text
+
+        _warn(check_training_text(frame, FLAGS.train_split))
 
     import keras
     import tensorflow as tf
@@ -74,7 +80,9 @@ def main(argv):
     # Under multi_worker only the chief writes the model dir; the others write a scratch copy of
     # what they need (and the trainer removes it when they finish).
     write_dir = worker_dir(strategy, run.path)
-    os.makedirs(write_dir, exist_ok=True)
+    from tfsent.core.locks import DirLock
+
+    DirLock(write_dir, "--model_dir").acquire()  # one run per model dir; released when the process exits
     task_config = _task_config(entry, frame, sidecar, run, write_dir)
     _write_run_info(RunDir(write_dir))
 
@@ -147,6 +155,7 @@ def _trainer_config(model_dir):
         log_every_steps=FLAGS.log_every_steps, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, progress=FLAGS.progress, train_split=FLAGS.train_split,
         valid_split=FLAGS.valid_split, tensorboard_audio_examples=FLAGS.tensorboard_audio_examples,
+        modality_ablation=FLAGS.modality_ablation,
     )
 
 
@@ -164,6 +173,21 @@ def _check_classes(sidecar):
             f"holds {actual} (manifest.json); prepare the manifest with bin/prepare --classes={FLAGS.classes} "
             f"or change --classes (the class set always comes from the manifest)"
         )
+
+
+def _check_training_set(frame, sidecar):
+    """Degenerate training sets and paths outside the corpus fail here, before TensorFlow starts and
+    before anything is written into the model dir."""
+    from tfsent.corpus.manifest import confined_paths
+    from tfsent.corpus.training_set import check_training_set
+
+    confined_paths(frame, sidecar.get("data_dir", ""))
+    _warn(check_training_set(frame, sidecar, FLAGS.train_split, FLAGS.task))
+
+
+def _warn(warnings):
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr, flush=True)
 
 
 def _feature_config():
@@ -214,11 +238,16 @@ def _task_config(entry, frame, sidecar, run, write_dir):
         audio_encoder=os.path.abspath(FLAGS.audio_encoder) if FLAGS.audio_encoder else None,
         manifest=os.path.abspath(FLAGS.manifest),
         init_from=init_from,
+        # Recorded only where it applies, so one flagfile serves the fusion and single-modality runs.
+        aux_loss_weight=FLAGS.aux_loss_weight if entry.modality == "multimodal" else 0.0,
+        modality_dropout=train_flags.modality_dropout(FLAGS.modality_dropout) if entry.modality == "multimodal"
+        else {},
     )
     if run.is_run():
-        old = run.read_config()
+        old = {"aux_loss_weight": 0.0, "modality_dropout": {}, **run.read_config()}  # runs from before
         new = config.to_dict()
-        changed = [k for k in ("model", "model_kwargs", "task", "classes", "feature", "sequence_length")
+        changed = [k for k in ("model", "model_kwargs", "task", "classes", "feature", "sequence_length",
+                               "aux_loss_weight", "modality_dropout")
                    if old.get(k) != new.get(k)]
         if changed:
             raise UsageError(
@@ -359,7 +388,7 @@ def _git_commit():
 def run():
     from tfsent.cli.common import run_main
 
-    run_main(main, "train")
+    run_main(main, "train", help_groups=train_flags.help_groups)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,13 @@ def _define_model_flags():
     _group(g, flags.DEFINE_list, "model_kwargs", [], "Model-specific builder arguments, key=value pairs.")
     _group(g, flags.DEFINE_list, "init_from", [], "NAME=MODEL_DIR pairs: sub-models initialised from "
            "earlier runs (S2 stage 3 finds its regressors this way).")
+    _group(g, flags.DEFINE_float, "aux_loss_weight", 0.0, "Multimodal models: add one auxiliary classifier "
+           "per modality (audio_logits, text_logits) whose cross-entropy, times this weight, joins the "
+           "loss, so the slower branch is trained even when the other fits alone (0: none; "
+           "single-modality models ignore it). Recorded in tfsent_config.json.", lower_bound=0.0)
+    _group(g, flags.DEFINE_list, "modality_dropout", [], "Multimodal models: audio=RATE,text=RATE: zero one "
+           "modality's whole embedding for this fraction of training examples, per modality (overrides the "
+           "model's own rate; single-modality models ignore it). Recorded in tfsent_config.json.")
     _group(g, flags.DEFINE_boolean, "list_models", False, "Print every registered model name and exit.")
 
 
@@ -161,6 +168,9 @@ def _define_logging_flags():
     _group(g, flags.DEFINE_integer, "keep_checkpoints", 3, "Recent checkpoints kept (plus the best).")
     _group(g, flags.DEFINE_integer, "tensorboard_audio_examples", 0,
            "Write this many augmented training clips (audio + log-Mel image) to TensorBoard.")
+    _group(g, flags.DEFINE_boolean, "modality_ablation", True,
+           "At each validation of a model taking audio and text, also score it with the audio removed and "
+           "with the text removed (TensorBoard modality_ablation/...; one extra pass per modality).")
     _group(g, flags.DEFINE_boolean, "progress", True, "Console progress line during training.")
 
 
@@ -256,6 +266,17 @@ def _register_validators():
     )
 
 
+def modality_dropout(items) -> dict:
+    """`--modality_dropout` → `{"audio": rate, "text": rate}` (either may be absent)."""
+    rates = parse_key_values(items, "modality_dropout")
+    for key, rate in rates.items():
+        if key not in ("audio", "text"):
+            raise UsageError(f"--modality_dropout: unknown modality {key!r} (audio, text)")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise UsageError(f"--modality_dropout: {key}={rate!r} must be a rate in [0, 1)")
+    return {key: float(rate) for key, rate in rates.items()}
+
+
 def parse_key_values(items, flag_name):
     """Parses ['k=v', ...] into a dict with int/float/bool/str values; errors name the flag."""
     out = {}
@@ -297,14 +318,25 @@ def resolved_flags() -> dict:
     }
 
 
-def flagfile_text() -> str:
-    """The resolved flags as a flagfile (re-runnable with --flagfile)."""
+def help_groups() -> dict:
+    """The flags as `bin/train --help` shows them: the `data` group's feature flags (`--features`
+    through `--max_frames`) under their own heading."""
+    data = GROUPS["data"]
+    first, last = data.index("features"), data.index("max_frames")
+    shown = {"data": data[:first] + data[last + 1:], "features": data[first:last + 1]}
+    shown.update((group, names) for group, names in GROUPS.items() if group != "data")
+    return shown
+
+
+def flagfile_text(changed_only=False) -> str:
+    """The resolved flags as a flagfile (re-runnable with --flagfile); `changed_only` keeps the flags
+    whose value is not the default (a recipe that a new flag with a default does not change)."""
     lines = []
     for group, names in GROUPS.items():
         lines.append(f"# --- {group}")
         for name in names:
             value = FLAGS[name].value
-            if value is None or name == "list_models":
+            if value is None or name == "list_models" or (changed_only and value == FLAGS[name].default):
                 continue
             if isinstance(value, list):
                 value = ",".join(str(v) for v in value)

@@ -26,10 +26,19 @@ import tempfile
 import numpy as np
 
 
+def _umask_mode() -> int:
+    """The mode a plain `open(path, "w")` would give: 0666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _stage(path, data: bytes) -> str:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
+        # mkstemp creates 0600; outputs are shared (prepared data, run dirs): follow the umask.
+        os.fchmod(fd, _umask_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -106,6 +115,8 @@ def atomic_path(path, suffix=None):
     os.unlink(tmp)  # writers such as Keras refuse to overwrite; they create it
     try:
         yield tmp
+        if os.path.isfile(tmp):
+            os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.isdir(tmp):

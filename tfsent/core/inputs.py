@@ -39,6 +39,12 @@ AUDIO_INPUTS = (AUDIO_FEATURES, AUDIO_MASK, WAVEFORM, WAVEFORM_MASK)
 TEXT_INPUTS = (TOKEN_IDS, PADDING_MASK)
 ALL_INPUTS = AUDIO_INPUTS + TEXT_INPUTS
 
+# The shortest audio any command accepts (prepare rejects, training and evaluation skip, serving and
+# bin/predict refuse): 0.1 s. Shorter clips hold no emotion; a model would still answer confidently.
+MIN_AUDIO_SECONDS = 0.1
+SAMPLE_RATE = 16000
+MIN_AUDIO_SAMPLES = int(MIN_AUDIO_SECONDS * SAMPLE_RATE)
+
 
 def audio_inputs(feature_dim, feature_channels=1, shape=None) -> dict:
     """`{"audio_features": [B, T, F(, C)] float32, "audio_mask": [B, T] int32}` Keras inputs.

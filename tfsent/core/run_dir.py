@@ -13,6 +13,7 @@ Layout of `MODEL_DIR/`:
 | `valid_predictions.csv` | train (scikit-learn) | validation-split probabilities (`utt_id, label, prediction, prob_<c>...`) |
 | `checkpoints/`, `best/`, `logs/` | train (Keras) | checkpoints, the best checkpoint, TensorBoard |
 | `eval/` (test) or `eval_<split>/` | evaluate | `metrics.json`, `predictions.csv`, `report.md`, PNGs |
+| `eval_on_<corpus>_<split>/` | crossval `--eval_manifest` | the same, scored on another corpus |
 
 Example:
 
@@ -78,6 +79,10 @@ class RunDir:
     def eval_dir(self, split="test") -> str:
         """Where `bin/evaluate` writes the scores of `split`: `eval/` for test, `eval_<split>/` else."""
         return self.file("eval" if str(split) == "test" else f"eval_{split}")
+
+    def other_corpus_eval_dir(self, corpus, split="test") -> str:
+        """Where `bin/crossval --eval_manifest` writes the scores of another corpus's `split`."""
+        return self.file(f"eval_on_{corpus}_{split}")
 
     def predictions_path(self, split) -> str:
         """Per-utterance predictions of `split`: `valid_predictions.csv` written at training time by

@@ -17,12 +17,18 @@ import dataclasses
 import os
 import struct
 
+import numpy as np
+
+from tfsent.core.inputs import MIN_AUDIO_SECONDS
+
 # Reasons (rejects.csv) for unusable audio.
 MISSING = "missing_audio"
 EMPTY = "empty_audio"
 TRUNCATED = "truncated_audio"
 UNREADABLE = "unreadable_audio"
 UNDECODABLE = "undecodable_audio"
+TOO_SHORT = "too_short_audio"
+NON_FINITE = "non_finite_audio"
 
 
 @dataclasses.dataclass
@@ -31,7 +37,8 @@ class AudioInfo:
 
     Args:
         error: None when usable, else a reason (`missing_audio`, `empty_audio`,
-            `truncated_audio`, `unreadable_audio`, `undecodable_audio`).
+            `truncated_audio`, `unreadable_audio`, `undecodable_audio`, `too_short_audio`
+            (under `MIN_AUDIO_SECONDS`), `non_finite_audio` (NaN/Inf samples; full decode only)).
         detail: human-readable detail for the reason.
         sample_rate, channels, bits, frames: from the header (0 when unknown).
     """
@@ -120,6 +127,9 @@ def check_audio(path, verify=False):
                 info.error, info.detail = EMPTY, "no audio samples"
     if verify and info.error is None:
         info = _verify(path, info)
+    if info.error is None and info.sample_rate and info.duration < MIN_AUDIO_SECONDS:
+        info.error = TOO_SHORT
+        info.detail = f"{info.duration * 1000:.1f} ms, the minimum is {MIN_AUDIO_SECONDS * 1000:.0f} ms"
     return info
 
 
@@ -134,4 +144,8 @@ def _verify(path, info):
         return AudioInfo(EMPTY, "decoded to zero samples")
     if info.frames and data.shape[0] != info.frames:
         return AudioInfo(TRUNCATED, f"header says {info.frames} frames, decoded {data.shape[0]}")
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int((~finite).sum())
+        return AudioInfo(NON_FINITE, f"{bad} NaN/Inf sample(s) of {data.size}")
     return info

@@ -34,7 +34,8 @@ def decode_bytes(data):
 
     Returns:
         `(text, encoding)` where encoding is one of `utf-8-sig` (UTF-8 with BOM),
-        `utf-16`, `utf-8` (also covers pure ASCII) or `cp949` (a superset of EUC-KR).
+        `utf-16`, `utf-16-le` / `utf-16-be` (no BOM, told by its NUL bytes), `utf-8` (also covers
+        pure ASCII) or `cp949` (a superset of EUC-KR).
 
     Raises:
         DecodeError: when no supported encoding decodes the bytes strictly.
@@ -45,6 +46,12 @@ def decode_bytes(data):
                 return data.decode(encoding), encoding
             except UnicodeDecodeError as err:
                 raise DecodeError(f"{encoding} BOM but invalid bytes: {err}") from err
+    utf16 = _bomless_utf16(data)
+    if utf16:
+        try:
+            return data.decode(utf16), utf16
+        except UnicodeDecodeError as err:
+            raise DecodeError(f"looks like {utf16} without a BOM (NUL bytes) but is not: {err}") from err
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -53,6 +60,15 @@ def decode_bytes(data):
         return data.decode("cp949"), "cp949"
     except UnicodeDecodeError as err:
         raise DecodeError(f"neither UTF-8 nor CP949/EUC-KR ({err})") from err
+
+
+def _bomless_utf16(data):
+    """`utf-16-le` / `utf-16-be` when NUL bytes fill every other byte (UTF-16 saved without a BOM;
+    NULs are valid UTF-8, so the UTF-8 attempt would "succeed" into garbage), else None."""
+    if len(data) < 4 or data.count(b"\x00") < max(1, len(data) // 8):
+        return None
+    odd, even = data[1::2].count(b"\x00"), data[0::2].count(b"\x00")
+    return "utf-16-le" if odd > even else "utf-16-be"
 
 
 def read_text_file(path):

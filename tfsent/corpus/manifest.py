@@ -24,6 +24,7 @@ import pandas as pd
 
 from tfsent.core import files
 from tfsent.core.errors import UsageError
+from tfsent.corpus.common import safe_relpath
 from tfsent.corpus.emotions import EMOTIONS_7
 
 MANIFEST_NAME = "manifest.csv"
@@ -106,6 +107,23 @@ def write_manifest(out_dir, manifest_records, sidecar, rejects=()):
         os.path.join(out_dir, SIDECAR_NAME): sidecar_bytes,  # last: it commits the set
     })
     return os.path.join(out_dir, MANIFEST_NAME)
+
+
+def confined_paths(frame, data_dir):
+    """The `audio_path` column, each normalised and checked to stay inside the corpus root
+    (`bin/prepare` confines them; a hand-edited manifest may not).
+
+    Raises:
+        ManifestError: naming the first row whose path is absolute or climbs out of `data_dir`.
+    """
+    paths = []
+    for utt_id, path in zip(frame["utt_id"].astype(str), frame["audio_path"].astype(str)):
+        rel = safe_relpath(path)
+        if rel is None:
+            raise ManifestError(f"manifest row {utt_id!r}: audio_path {path!r} leaves the corpus root "
+                                f"{data_dir!r} (bin/prepare never writes such a path: was the manifest edited?)")
+        paths.append(rel)
+    return paths
 
 
 def read_manifest(path):

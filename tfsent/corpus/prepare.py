@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import math
 import os
+import posixpath
 import sys
 
 import pandas as pd
@@ -29,6 +30,7 @@ from tfsent.corpus.common import PrepareError
 from tfsent.corpus.common import StrictRejectsError
 from tfsent.corpus.common import Progress
 from tfsent.corpus.common import Reject
+from tfsent.corpus.common import index_files
 from tfsent.corpus.emotions import EMOTIONS_7
 from tfsent.corpus.emotions import class_names
 from tfsent.corpus.kemdy19 import read_kemdy19
@@ -61,6 +63,8 @@ class PrepareOptions:
             (for regression tasks).
         strict: any data-error reject fails the run.
         progress: show a progress bar on slow corpora.
+        protocol: the named protocol (`tfsent.corpus.protocols`) the split follows, or None.
+        contiguous_folds: `kfold_session` folds of consecutive session numbers (named protocols).
     """
 
     format: str
@@ -79,6 +83,8 @@ class PrepareOptions:
     require_valence_arousal: bool = False
     strict: bool = False
     progress: bool = True
+    protocol: str = None
+    contiguous_folds: bool = False
 
 
 @dataclasses.dataclass
@@ -127,8 +133,8 @@ def _validate(opts):
             f"--split={split} is impossible on aihub: it has no speaker or session id; "
             "use --split=age_gender (age+gender groups, the closest speaker proxy) or random_stratified"
         )
-    if opts.format != "aihub" and split == "age_gender":
-        raise PrepareError(f"--split=age_gender needs ages, which {opts.format} lacks; use --split=speaker")
+    if opts.format != "aihub" and split in ("age_gender", "kfold_age_gender"):
+        raise PrepareError(f"--split={split} needs ages, which {opts.format} lacks; use --split=speaker")
     if not 1 <= opts.min_agree <= 5:
         raise PrepareError(f"--min_agree={opts.min_agree} must be between 1 and 5")
     if not (0 < opts.valid_fraction < 1 and 0 < opts.test_fraction < 1
@@ -158,7 +164,7 @@ def prepare(opts):
                                 progress=lambda total: progress(total, "reading"))
     if read.rows_read == 0:
         raise PrepareError(f"empty corpus: no annotation row found under {opts.data_dir}")
-    rejects = list(read.rejects)
+    rejects = list(read.rejects) + _unaccounted_files(data_dir, read)
     labelled = _label_rows(read.rows, opts, classes, rejects)
     bar = progress(len(labelled), "verifying audio" if opts.verify_audio else "checking audio")
     kept, audio = _check_audio_rows(labelled, data_dir, opts.verify_audio, rejects, bar)
@@ -185,7 +191,8 @@ def prepare(opts):
         "class_set": str(opts.classes),
         "split": split_name,
         "split_info": {k: v for k, v in split_info.items() if k != "warnings"},
-        "folds": opts.folds if split_name == "kfold_session" else None,
+        "folds": opts.folds if split_name in splits_lib.KFOLD_SPLITS else None,
+        "protocol": opts.protocol,
         "seed": opts.seed,
         "valid_fraction": opts.valid_fraction,
         "test_fraction": opts.test_fraction,
@@ -197,6 +204,41 @@ def prepare(opts):
         "tfsent_version": tfsent.__version__,
     }
     return PrepareResult(records, rejects, sidecar, format_summary(sidecar), warnings)
+
+
+AUDIO_EXTENSIONS = (".wav", ".flac")
+TABLE_EXTENSIONS = (".csv", ".tsv")
+
+
+def _unaccounted_files(data_dir, read):
+    """File-level rejects (line "") so that every annotation and audio file under the corpus ends
+    up somewhere: `annotation_file_without_rows` (an empty or header-only annotation file),
+    `annotation_file_not_read` (a table beside the annotation files that the reader's file pattern
+    skips: `Sess01_eval (copy).csv`),
+    `orphan_wav` (audio no row names; the AI Hub reader reports its own), `symlink_outside_data_dir`."""
+    found = []
+    with_rows = {r.source_file for r in read.rows} | {r.source_file for r in read.rejects if r.line != ""}
+    for relname in sorted(set(read.files) - with_rows):
+        found.append(Reject(relname, "", "", "annotation_file_without_rows",
+                            "no data row (empty or header-only file)"))
+    named = {r.audio_path for r in read.rows}
+    stems = {r.utt_id for r in read.rows} | {r.utt_id for r in read.rejects}
+    reported = {r.source_file for r in read.rejects if r.line == ""}
+    root = os.path.realpath(data_dir)
+    table_dirs = {posixpath.dirname(f) for f in read.files}  # not EDA/*.csv and other sensor tables
+    for rel in index_files(data_dir):
+        real = os.path.realpath(os.path.join(data_dir, rel))
+        if real != root and not real.startswith(root + os.sep):
+            found.append(Reject(rel, "", "", "symlink_outside_data_dir", f"points to {real}"))
+            continue
+        stem, ext = os.path.splitext(os.path.basename(rel))
+        if ext.lower() in TABLE_EXTENSIONS and rel not in read.files and posixpath.dirname(rel) in table_dirs:
+            found.append(Reject(rel, "", "", "annotation_file_not_read",
+                                "not a file name this --format reads (renamed or copied?)"))
+        elif (ext.lower() in AUDIO_EXTENSIONS and rel not in named and stem not in stems
+                and rel not in reported):
+            found.append(Reject(rel, "", stem, "orphan_wav", "audio file without an annotation row"))
+    return found
 
 
 def _label_rows(rows, opts, classes, rejects):
@@ -247,13 +289,13 @@ def _assign_splits(kept, split_name, opts):
     try:
         split, split_info = splits_lib.assign_splits(
             frame, split_name, opts.seed, folds=opts.folds, valid_fraction=opts.valid_fraction,
-            test_fraction=opts.test_fraction, corpus=opts.format)
+            test_fraction=opts.test_fraction, corpus=opts.format, contiguous_folds=opts.contiguous_folds)
         frame["split"] = split
         if split_name in ("session", "kfold_session"):
             splits_lib.check_disjoint(frame, "session")
         if split_name == "speaker":
             splits_lib.check_disjoint(frame, "speaker")
-        if split_name == "age_gender":
+        if split_name in ("age_gender", "kfold_age_gender"):
             splits_lib.check_disjoint(frame.assign(group=frame.age + "_" + frame.gender), "group")
     except splits_lib.SplitError as err:
         raise PrepareError(str(err)) from err
@@ -302,10 +344,11 @@ def _counts(read, records, rejects, classes, audio, corpus, verify):
     return {
         "rows_read": read.rows_read,
         "rows_kept": len(records),
-        "rows_rejected": sum(n for r, n in reasons.items()
-                             if not r.startswith(labels.EXCLUDED_PREFIX) and r != "orphan_wav"),
+        "rows_rejected": sum(1 for r in rejects
+                             if r.line != "" and not r.reason.startswith(labels.EXCLUDED_PREFIX)),
         "rows_excluded": sum(n for r, n in reasons.items() if r.startswith(labels.EXCLUDED_PREFIX)),
         "files_without_row": reasons.get("orphan_wav", 0),
+        "files_rejected": sum(1 for r in rejects if r.line == "" and r.reason != "orphan_wav"),
         "rejects_by_reason": dict(sorted(reasons.items())),
         "per_split_class": {
             s: {c: per_split[s].get(c, 0) for c in classes} for s in _split_order(per_split)
@@ -341,6 +384,8 @@ def format_summary(sidecar):
     ]
     if c["files_without_row"]:
         lines.append(f"wavs without a row {c['files_without_row']}")
+    if c.get("files_rejected"):
+        lines.append(f"files rejected {c['files_rejected']} (see rejects.csv)")
     if c["rejects_by_reason"]:
         lines.append("rejects by reason:")
         lines += [f"  {reason:<28} {n:>8}" for reason, n in c["rejects_by_reason"].items()]
@@ -369,7 +414,11 @@ def run_prepare(opts, stdout=None, stderr=None):
     result = prepare(opts)
     for w in result.warnings:
         print(f"WARNING: {w}", file=stderr)
-    write_manifest(opts.out, result.records, result.sidecar, result.rejects)
+    try:  # files are staged then renamed: a failed write leaves the previous outputs whole
+        write_manifest(opts.out, result.records, result.sidecar, result.rejects)
+    except OSError as e:  # read-only, full disk, a file in the way: the user's --out
+        why = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        raise PrepareError(f"--out={opts.out}: cannot write there ({why})") from None
     print(result.summary, file=stdout)
     print(f"wrote {os.path.join(opts.out, 'manifest.csv')} ({len(result.records)} rows), "
           f"rejects.csv ({len(result.rejects)}), manifest.json", file=stdout)

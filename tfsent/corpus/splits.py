@@ -11,6 +11,8 @@ Strategies (`--split`):
   * `kfold_session`: k folds by session; the split column holds the fold number
     and `fold_roles` tells, for fold i, test = fold i, valid = fold (i+1) % k,
     train = the rest (so a validation split exists for every fold).
+  * `kfold_age_gender`: k folds of whole age+gender groups (AI Hub's speaker proxy), balanced by
+    size (largest group first into the smallest fold); `fold_roles` as above.
   * `random_stratified`: per-emotion random split, only to reproduce the seeds'
     numbers; warns that speakers and sentences leak.
 
@@ -30,7 +32,8 @@ import re
 import numpy as np
 import pandas as pd
 
-SPLITS = ("session", "speaker", "age_gender", "kfold_session", "random_stratified")
+SPLITS = ("session", "speaker", "age_gender", "kfold_session", "kfold_age_gender", "random_stratified")
+KFOLD_SPLITS = ("kfold_session", "kfold_age_gender")
 LEAK_WARNING = (
     "random_stratified split: the same speakers and (on KEMDy) the same scripted "
     "sentences appear in train and test; use it only to reproduce the seeds' numbers"
@@ -47,7 +50,7 @@ def _number(name):
 
 
 def _groups(df, strategy):
-    if strategy == "age_gender":
+    if strategy in ("age_gender", "kfold_age_gender"):
         missing = (df["age"].astype(str) == "") | (df["gender"].astype(str) == "")
         if missing.all():
             raise SplitError(
@@ -134,17 +137,65 @@ def _stratified(labels, seed, valid_fraction, test_fraction):
     return split
 
 
+def _session_folds(key, folds, seed, contiguous):
+    """Fold of every session: seeded shuffle, or runs of consecutive session numbers (`contiguous`)."""
+    sessions = sorted(set(key), key=lambda s: (_number(s), s))
+    if len(sessions) < folds:
+        raise SplitError(f"--folds={folds} but only {len(sessions)} sessions")
+    if contiguous:
+        return {s: str(i * folds // len(sessions)) for i, s in enumerate(sessions)}, sessions
+    order = [sessions[i] for i in np.random.default_rng(seed).permutation(len(sessions))]
+    return {s: str(i % folds) for i, s in enumerate(order)}, sessions
+
+
+def _balanced_group_folds(key, folds, seed):
+    """Whole groups into folds, largest first into the fold with the fewest rows (seeded tie order)."""
+    sizes = key.value_counts()
+    groups = sorted(sizes.index, key=lambda g: (_number(g), g))
+    if len(groups) < folds:
+        raise SplitError(f"--folds={folds} but only {len(groups)} groups")
+    order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+    order.sort(key=lambda g: -sizes[g])  # stable: the seeded order breaks ties
+    totals, fold_of = [0] * folds, {}
+    for g in order:
+        f = min(range(folds), key=lambda i: (totals[i], i))
+        fold_of[g] = str(f)
+        totals[f] += int(sizes[g])
+    return fold_of, groups
+
+
+def _kfold(key, strategy, seed, folds, contiguous):
+    if folds < 3:
+        raise SplitError(f"--folds={folds}: need at least 3 (test, valid and train folds)")
+    if strategy == "kfold_session":
+        fold_of, groups = _session_folds(key, folds, seed, contiguous)
+    else:
+        fold_of, groups = _balanced_group_folds(key, folds, seed)
+    info = {
+        "folds": folds,
+        "fold_protocol": "for fold i: test = fold i, valid = fold (i+1) % k, train = the rest",
+        "fold_order": "contiguous session numbers" if contiguous and strategy == "kfold_session" else "seeded",
+        ("fold_sessions" if strategy == "kfold_session" else "fold_groups"): {
+            str(f): sorted((g for g in groups if fold_of[g] == str(f)), key=lambda g: (_number(g), g))
+            for f in range(folds)
+        },
+    }
+    return key.map(fold_of), info
+
+
 def assign_splits(df, strategy, seed=0, *, folds=5, valid_fraction=0.1, test_fraction=0.2,
-                  corpus=None):
+                  corpus=None, contiguous_folds=False):
     """Assigns every row of a manifest frame to a split.
 
     Args:
         df: manifest rows (`utt_id, session, speaker, age, gender, emotion` used).
         strategy: one of `SPLITS`.
         seed: the random seed; the same seed gives the same split.
-        folds: k of `kfold_session` (at least 3).
+        folds: k of `kfold_session` / `kfold_age_gender` (at least 3).
         valid_fraction, test_fraction: shares of utterances (or of sessions).
         corpus: the corpus name (the KEMDy20 session rule applies to `kemdy20`).
+        contiguous_folds: `kfold_session` folds of consecutive session numbers (the named protocols)
+            instead of a seeded shuffle.
 
     Returns:
         `(split, info)`: a string Series aligned with `df` (`train`/`valid`/`test`,
@@ -160,21 +211,9 @@ def assign_splits(df, strategy, seed=0, *, folds=5, valid_fraction=0.1, test_fra
     if strategy == "session":
         split, extra = _session_split(key, seed, valid_fraction, test_fraction, corpus)
         info.update(extra)
-    elif strategy == "kfold_session":
-        if folds < 3:
-            raise SplitError(f"--folds={folds}: need at least 3 (test, valid and train folds)")
-        sessions = sorted(set(key), key=lambda s: (_number(s), s))
-        if len(sessions) < folds:
-            raise SplitError(f"--folds={folds} but only {len(sessions)} sessions")
-        order = [sessions[i] for i in np.random.default_rng(seed).permutation(len(sessions))]
-        fold_of = {s: str(i % folds) for i, s in enumerate(order)}
-        split = key.map(fold_of)
-        info["folds"] = folds
-        info["fold_protocol"] = "for fold i: test = fold i, valid = fold (i+1) % k, train = the rest"
-        info["fold_sessions"] = {
-            str(f): sorted((s for s in sessions if fold_of[s] == str(f)), key=_number)
-            for f in range(folds)
-        }
+    elif strategy in KFOLD_SPLITS:
+        split, extra = _kfold(key, strategy, seed, folds, contiguous_folds)
+        info.update(extra)
     else:
         split = _group_split(key, seed, valid_fraction, test_fraction)
         if strategy == "age_gender":

@@ -41,7 +41,11 @@ from tfsent.audio.augment import example_seed
 from tfsent.audio.features import AudioFrontend, FeatureConfig
 from tfsent.core import inputs as names
 from tfsent.core.errors import UsageError
+from tfsent.corpus.manifest import confined_paths
 from tfsent.data.decoded import MemoryStore, SnapshotStore
+
+# What `InputPipeline.dataset(..., remove_modality=...)` can remove from a multimodal model's input.
+MODALITIES = ("audio", "text")
 
 
 @dataclasses.dataclass
@@ -166,7 +170,7 @@ class InputPipeline:
         weight = np.nan_to_num(weight, nan=1.0)
         if self.config.class_weights is not None:
             weight = weight * np.asarray(self.config.class_weights, np.float32)[labels]
-        paths = [os.path.join(self.data_dir, p) for p in rows["audio_path"].astype(str)]
+        paths = [os.path.join(self.data_dir, p) for p in confined_paths(rows, self.data_dir)]
         return {
             "index": np.arange(len(rows), dtype=np.int32),
             "path": np.asarray(paths, dtype=object),
@@ -181,17 +185,25 @@ class InputPipeline:
 
     # --- datasets -------------------------------------------------------------------------------
 
-    def dataset(self, split: str, *, training: bool, epoch: int = 0, skip_batches: int = 0):
+    def dataset(self, split: str, *, training: bool, epoch: int = 0, skip_batches: int = 0,
+                remove_modality: str | None = None):
         """Batches for one epoch of `split`.
 
         Training datasets are shuffled with a permutation drawn from `(seed, epoch)`; evaluation
         datasets keep manifest order and are never bucketed, so predictions line up with rows.
         `skip_batches` drops the first batches (a resumed run continues mid-epoch).
 
+        `remove_modality` (`"audio"` or `"text"`, evaluation of a multimodal model only) feeds every
+        row without that modality exactly as the exported SavedModel does for a zero-length clip or
+        an empty text (`MISSING_MODALITY_NOTE` in `tfsent.export.saved_model`): a one-sample silent
+        clip of length 0 with an all-zero `audio_mask` / `waveform_mask`, or the tokens of `""` with
+        an all-zero `padding_mask`. The rows (and unreadable ones skipped) are the same as without it.
+
         With `cache_audio`, the split's clips are decoded into memory while the first epoch runs;
         with `snapshot_dir`, the first call for a split decodes it into the snapshot (or opens the
         one a previous run left) before returning.
         """
+        self._check_removal(remove_modality, training)
         rows = self.split_frame(split)
         tables = self._tables(rows)
         if training:
@@ -206,7 +218,7 @@ class InputPipeline:
         )
         ds = self._batch(ds, training)
         ds = ds.map(
-            lambda ex: self._per_batch_fn(ex, training, epoch_t),
+            lambda ex: self._per_batch_fn(ex, training, epoch_t, remove_modality),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         if skip_batches:
@@ -215,6 +227,15 @@ class InputPipeline:
         options.deterministic = True
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def _check_removal(self, remove_modality, training):
+        if remove_modality is None:
+            return
+        if remove_modality not in MODALITIES:
+            raise ValueError(f"remove_modality must be one of {MODALITIES} or None; got {remove_modality!r}")
+        if training or not (self.config.needs_audio and self.config.needs_text):
+            raise ValueError("remove_modality is for evaluating a model that takes audio and text "
+                             f"(inputs {self.config.model_inputs}, training={training})")
 
     def augmented_waveforms(self, split: str, count: int, epoch: int = 0):
         """The first `count` readable clips of `split` as training would see them, for TensorBoard.
@@ -301,11 +322,15 @@ class InputPipeline:
         out = dict(ex)
         if self.config.needs_audio:
             audio, ok = audio_io.load_audio_checked(ex["path"], self.config.feature.sample_rate)
-            ok = tf.logical_and(ok, tf.size(audio) > 0)
+            # Too-short and NaN/Inf clips are skipped like unreadable ones (named, and counted by the
+            # trainer / evaluation), never fed: one NaN sample makes every gradient non-finite.
+            min_samples = int(names.MIN_AUDIO_SECONDS * self.config.feature.sample_rate)
+            ok = tf.logical_and(ok, tf.size(audio) >= min_samples)
+            ok = tf.logical_and(ok, tf.reduce_all(tf.math.is_finite(audio)))
 
             def report():
-                tf.print("tfsent: skipping unreadable audio", ex["utt_id"], ex["path"],
-                         output_stream=sys.stderr)
+                tf.print("tfsent: skipping unreadable, too short (<", names.MIN_AUDIO_SECONDS, "s) or non-finite "
+                         "audio", ex["utt_id"], ex["path"], output_stream=sys.stderr)
                 return tf.constant(False)
 
             ok = tf.cond(ok, lambda: tf.constant(True), report)
@@ -359,14 +384,19 @@ class InputPipeline:
 
     # --- per batch ------------------------------------------------------------------------------
 
-    def _per_batch(self, batch, training, epoch):
+    def _per_batch(self, batch, training, epoch, remove_modality=None):
         cfg = self.config
         inputs = {}
         if cfg.needs_audio:
             audio = batch["audio"]
             lengths = batch["audio_length"]
+            if remove_modality == "audio":  # the exported model's zero-length clip: one silent sample
+                lengths = tf.zeros_like(lengths)
+                audio = tf.zeros([tf.shape(audio)[0], 1], audio.dtype)
             if self._frontend is not None:
                 features, frame_mask = self._frontend(audio, lengths)
+                if remove_modality == "audio":  # a zero-length clip still gives one (silent) frame
+                    frame_mask = tf.zeros_like(frame_mask)
                 aug = cfg.audio_augment
                 if training and aug is not None and (aug.freq_mask_prob > 0 or aug.time_mask_prob > 0):
                     seeds = _batch_seeds(cfg.seed + 104729, epoch, batch["index"])
@@ -381,9 +411,14 @@ class InputPipeline:
                     tf.sequence_mask(lengths, tf.shape(audio)[1]), tf.int32
                 )
         if cfg.needs_text:
-            tokens = self.text_preprocessor(batch["text"])
+            text = batch["text"]
+            if remove_modality == "text":  # the exported model's empty text: fully masked tokens of ""
+                text = tf.fill(tf.shape(text), "")
+            tokens = self.text_preprocessor(text)
             token_ids = tf.cast(tokens["token_ids"], tf.int32)
             padding_mask = tf.cast(tokens["padding_mask"], tf.int32)
+            if remove_modality == "text":
+                padding_mask = tf.zeros_like(padding_mask)
             if training and cfg.text_augment is not None:
                 from tfsent.text import augment as text_augment
 

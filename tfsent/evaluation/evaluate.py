@@ -5,6 +5,11 @@ Outputs (`eval/` for the test split, `eval_<split>/` for others):
   recall, macro/weighted F1, per-class scores, confusion matrix; RMSE/MAE/Pearson/CCC for regressors),
   plus the split strategy, label rule and class set the numbers belong to;
 - `confusion_matrix.png`, `report.md`, `predictions.csv` (one row per utterance);
+- for a model that takes audio and text, `modality_ablation` in `metrics.json` and `report.md`: the same
+  metrics with the audio removed and with the text removed (`tfsent.evaluation.ablation`), and each
+  row's prediction without either in `predictions.csv`;
+- on the demo corpus (its `demo_truth.jsonl`), `per_condition`: accuracy where only the voice, only the
+  words or both carry the emotion (`tfsent.evaluation.conditions`), and each row's `condition`;
 - with `plot_embeddings`, `embeddings_pca.png` and `embeddings_tsne.png` of the penultimate layer.
 
 Keras and scikit-learn runs alike (the run is loaded by `tfsent.tasks.load_run`).
@@ -26,6 +31,8 @@ import pandas as pd
 
 from tfsent.core import files
 from tfsent.core.errors import UsageError
+from tfsent.evaluation import ablation as ablation_lib
+from tfsent.evaluation import conditions as conditions_lib
 from tfsent.metrics.plots import confusion_matrix_png
 from tfsent.tasks import load_run
 
@@ -37,16 +44,21 @@ def evaluate_model_dir(model_dir, split="test", manifest=None, batch_size=32, pl
     loaded = load_run(model_dir, manifest, batch_size=batch_size)
     task = loaded.task
     rows = task.split_frame(split)
-    predictions = task.predict(loaded.predict_fn(), split)
+    predict_fn = loaded.predict_fn()
+    predictions = task.predict(predict_fn, split)
     metrics = task.compute_metrics(predictions)
+    ablated = _modality_reliance(task, predict_fn, split, predictions, metrics)
     metrics["num_examples_in_split"] = len(rows)
     metrics["num_unreadable_skipped"] = int(len(rows) - len(predictions["index"]))
     metrics["split"] = split
     metrics["context"] = _context(task)
+    if loaded.class_mapping is not None:  # another corpus / class set, mapped by emotion name
+        metrics["class_mapping"] = loaded.class_mapping
+        metrics["unmapped_rows"] = sum(loaded.class_mapping["unmapped_by_split"].get(str(split), {}).values())
     out_dir = out_dir or loaded.run.eval_dir(split)
     os.makedirs(out_dir, exist_ok=True)
     files.write_json(os.path.join(out_dir, "metrics.json"), metrics)
-    _write_predictions(out_dir, task, rows, predictions)
+    _write_predictions(out_dir, task, rows, predictions, ablated)
     if task.is_classification:
         png = confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), list(task.config.classes),
                                    title=f"{task.config.model} — {split} split")
@@ -59,6 +71,22 @@ def evaluate_model_dir(model_dir, split="test", manifest=None, batch_size=32, pl
     return {"metrics": metrics, "out_dir": out_dir}
 
 
+def _modality_reliance(task, predict_fn, split, predictions, metrics):
+    """Adds `modality_ablation` (models taking audio and text) and `per_condition` (demo corpus) to
+    `metrics`; returns the ablation conditions' predictions."""
+    ablated = {}
+    if ablation_lib.takes_both_modalities(task):
+        metrics["modality_ablation"], ablated = ablation_lib.modality_ablation(task, predict_fn, split, predictions)
+    elif task.entry.modality == "multimodal":
+        metrics["modality_ablation"] = {"skipped": f"{task.config.model} is a scikit-learn model over other runs' "
+                                                   "outputs; ablate the Keras runs it stacks"}
+    truth = conditions_lib.condition_truth(task.sidecar)
+    per_condition = conditions_lib.per_condition_scores(task, split, {"full": predictions, **ablated}, truth)
+    if per_condition is not None:
+        metrics["per_condition"] = per_condition
+    return ablated
+
+
 def _context(task):
     sidecar = task.sidecar
     return {
@@ -69,7 +97,16 @@ def _context(task):
         "classes": list(task.config.classes),
         "model": task.config.model,
         "manifest": task.config.manifest,
+        "trained_on": _training_corpus(task.config.manifest),
     }
+
+
+def _training_corpus(training_manifest):
+    """The corpus the model was trained on (its training manifest's sidecar), or None when gone."""
+    from tfsent.corpus.manifest import SIDECAR_NAME
+
+    path = os.path.join(os.path.dirname(os.path.abspath(training_manifest or "")), SIDECAR_NAME)
+    return (files.read_json(path, {}) or {}).get("corpus") if training_manifest and os.path.isfile(path) else None
 
 
 def markdown_report(metrics) -> str:
@@ -82,6 +119,7 @@ def markdown_report(metrics) -> str:
         f"classes ({len(ctx['classes'])}): {', '.join(ctx['classes'])}",
         f"- examples: {metrics.get('num_examples')} of {metrics['num_examples_in_split']} in the split "
         f"({metrics['num_unreadable_skipped']} unreadable, skipped)",
+        *_cross_corpus_lines(metrics),
         "",
         "| metric | value |",
         "|---|---|",
@@ -97,10 +135,27 @@ def markdown_report(metrics) -> str:
         items = per_class.items() if isinstance(per_class, dict) else [(p["label"], p) for p in per_class]
         for label, p in items:
             lines.append(f"| {label} | {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} | {p['support']} |")
+    if "full" in metrics.get("modality_ablation", {}):
+        lines += [""] + ablation_lib.markdown_section(metrics["modality_ablation"])
+    if "per_condition" in metrics:
+        lines += [""] + conditions_lib.markdown_section(metrics["per_condition"])
     return "\n".join(lines) + "\n"
 
 
-def _write_predictions(out_dir, task, rows, predictions):
+def _cross_corpus_lines(metrics):
+    ctx, mapping = metrics["context"], metrics.get("class_mapping")
+    lines = []
+    if ctx.get("trained_on") and ctx.get("trained_on") != ctx.get("corpus"):
+        lines.append(f"- cross-corpus: trained on **{ctx['trained_on']}**, scored on **{ctx.get('corpus')}**")
+    if mapping is not None:
+        unknown = mapping["unmapped_by_split"].get(str(metrics["split"]), {})
+        lines.append(f"- classes mapped by emotion name from {', '.join(mapping['manifest_classes'])}: "
+                     f"{metrics['unmapped_rows']} rows of the split have an emotion the model does not know, "
+                     f"not scored ({', '.join(f'{e} {n}' for e, n in unknown.items()) or 'none'})")
+    return lines
+
+
+def _write_predictions(out_dir, task, rows, predictions, ablated=None):
     picked = rows.iloc[predictions["index"]].reset_index(drop=True)
     out = pd.DataFrame({"utt_id": picked["utt_id"].astype(str)})
     if task.is_classification:
@@ -109,6 +164,11 @@ def _write_predictions(out_dir, task, rows, predictions):
         out["predicted"] = [task.config.classes[i] for i in probs.argmax(-1)]
         for i, c in enumerate(task.config.classes):
             out[f"p_{c}"] = np.round(probs[:, i], 6)
+        for name, removed in (ablated or {}).items():
+            out[f"predicted_{name}"] = [task.config.classes[i] for i in removed["outputs"].argmax(-1)]
+        truth = conditions_lib.condition_truth(task.sidecar)
+        if truth is not None:
+            out["condition"] = conditions_lib.row_conditions(picked, truth)
     else:
         out["true"] = predictions["values"]
         out["predicted"] = predictions["outputs"].reshape(-1)

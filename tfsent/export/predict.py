@@ -45,8 +45,7 @@ def collect_inputs(wav=None, text=None, manifest=None, split=None):
             side = os.path.splitext(path)[0] + ".txt"
             t = text
             if os.path.isfile(side):
-                with open(side, encoding="utf-8") as f:
-                    t = f.read().strip()
+                t = _read_transcript(side)
             items.append((name, path, t, {}))
         return items
     if wav:
@@ -56,6 +55,30 @@ def collect_inputs(wav=None, text=None, manifest=None, split=None):
     if text is not None:
         return [("text", None, text, {})]
     raise UsageError("give --wav (file or folder), --text, or --manifest")
+
+
+def _read_transcript(path):
+    """A sidecar transcript in any encoding the corpora use (KEMDy20's are CP949)."""
+    from tfsent.corpus.encoding import DecodeError, read_text_file
+
+    try:
+        return read_text_file(path)[0].strip()
+    except DecodeError as e:
+        raise UsageError(f"{path}: cannot decode this transcript ({e})") from None
+
+
+def _read_audio(ident, path):
+    """The bytes of an audio file that passes the header check (present, not empty, not shorter than
+    `MIN_AUDIO_SECONDS`): a model would label an empty file as confidently as a sentence."""
+    from tfsent.corpus.audio_check import check_audio
+
+    if not os.path.isfile(path):
+        raise UsageError(f"{ident}: audio file {path} not found")
+    info = check_audio(path)
+    if info.error:
+        raise UsageError(f"{path}: {info.error} ({info.detail}); refusing to predict on it")
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _manifest_inputs(path, split):
@@ -148,6 +171,9 @@ def _rows(outputs, n):
         for key in ("valence", "arousal"):
             if key in outputs:
                 row[key] = round(float(outputs[key][i]), 6)
+        if "modalities" in outputs:  # multimodal models: what the row was really scored on
+            m = outputs["modalities"][i]
+            row["modalities"] = m.decode("utf-8") if isinstance(m, bytes) else str(m)
         rows.append(row)
     return rows
 
@@ -165,10 +191,7 @@ def predict(runner, items, batch_size=8, out=sys.stdout):
             for ident, path, _, _ in chunk:
                 if not path:
                     raise UsageError(f"{ident}: this model takes audio: pass --wav")
-                if not os.path.isfile(path):
-                    raise UsageError(f"{ident}: audio file {path} not found")
-                with open(path, "rb") as f:
-                    wavs.append(f.read())
+                wavs.append(_read_audio(ident, path))
         texts = None
         if takes_text:
             texts = []

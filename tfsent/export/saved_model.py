@@ -18,7 +18,9 @@ Recordings longer than the scoring window are cut into overlapping windows insid
 row's window logits are pooled (mean by default), so long audio is neither rejected nor cut to its
 first seconds. Bad requests (wrong rank, NaN/Inf samples, `audio_length` out of range, undecodable
 WAV, mismatched batch sizes, a missing modality) fail with an `InvalidArgument` assertion that says
-what is wrong and in which rows.
+what is wrong and in which rows; so does audio shorter than `tfsent.core.inputs.MIN_AUDIO_SECONDS`
+(0.1 s) — a model answers a 1 ms clip as confidently as a sentence. Multimodal models also return
+`modalities` string [B] (`audio+text`, `audio` or `text`): what each row was really scored on.
 
 Example:
 
@@ -90,6 +92,7 @@ class ServingModule(tf.Module):
         self.config = config
         feature = config.feature_config
         self.sample_rate = int(feature.sample_rate)
+        self.min_samples = int(round(inputs_lib.MIN_AUDIO_SECONDS * self.sample_rate))
         self.frontend = AudioFrontend(feature) if feature.kind != "waveform" else None
         self.text_preprocessor = text_preprocessor
         inputs = inputs_lib.input_names(model)
@@ -142,6 +145,12 @@ class ServingModule(tf.Module):
                 tf.logical_not(tf.reduce_any(too_long)),
                 ["audio_length is larger than the audio row it describes in rows", tf.where(too_long)[:, 0],
                  "(rows hold", samples, "samples)"], summarize=16))
+            # Below the minimum there is nothing to hear; a model would still answer confidently.
+            short = tf.logical_and(audio_length > 0, audio_length < self.min_samples)
+            checks.append(tf.debugging.Assert(
+                tf.logical_not(tf.reduce_any(short)),
+                ["audio shorter than the minimum of", self.min_samples, "samples",
+                 f"({inputs_lib.MIN_AUDIO_SECONDS} s) in rows", tf.where(short)[:, 0]], summarize=16))
             if not self.multimodal:
                 empty = tf.equal(audio_length, 0)
                 checks.append(tf.debugging.Assert(
@@ -203,9 +212,11 @@ class ServingModule(tf.Module):
         audio, audio_length = self._check_audio(audio, audio_length)
         batch = tf.shape(audio)[0]
         text_inputs = {}
+        modalities = None
         if self.takes_text:
             text, has_text = self._check_text(text, batch, audio_length)
             text_inputs = self._text_inputs(text, has_text)
+            modalities = tf.where(has_text, tf.where(audio_length > 0, "audio+text", "text"), "audio")
         window, hop = self.window, self.hop
         # Windows needed for the longest real recording; window w is scored when it reaches audio the
         # previous window did not cover (window 0 always), so a clip of at most one window is scored
@@ -231,7 +242,10 @@ class ServingModule(tf.Module):
         outputs = self._run_model(inputs)
         segment = tf.math.unsorted_segment_max if self.pooling == "max" else tf.math.unsorted_segment_mean
         pooled = {key: segment(value, row_ids, batch) for key, value in outputs.items()}
-        return self._finish(pooled)
+        result = self._finish(pooled)
+        if modalities is not None:  # a multimodal model says when a row had one modality only
+            result["modalities"] = modalities
+        return result
 
     def _finish(self, outputs):
         result = {}
@@ -310,6 +324,8 @@ class ServingModule(tf.Module):
         if self.classification:
             outputs = {"probabilities": "float32 [batch, classes]", "label": "string [batch]",
                        "classes": "string [batch, classes]: the label of each probability column"}
+        if self.multimodal:
+            outputs["modalities"] = "string [batch]: what each row was scored on: audio+text, audio or text"
         return {"inputs": inputs, "outputs": outputs}
 
 

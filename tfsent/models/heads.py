@@ -81,9 +81,18 @@ def recurrent_head(x, mask, *, cell, units, num_layers, dropout, name):
 # === Functional Model ===
 
 
-def classifier(inputs, logits, name):
-    """The functional classifier `inputs → {"logits": logits}`."""
-    return keras.Model(inputs, {"logits": logits}, name=name)
+def classifier(inputs, logits, name, modality_logits=None):
+    """The functional classifier `inputs → {"logits": logits}` (+ `modality_logits`, the auxiliary
+    per-modality outputs `{"audio_logits": ..., "text_logits": ...}` of a fusion model)."""
+    return keras.Model(inputs, {"logits": logits, **(modality_logits or {})}, name=name)
+
+
+def modality_heads(branches, num_classes):
+    """One linear float32 classifier per modality embedding: `{modality: [B, D]}` →
+    `{"<modality>_logits": [B, num_classes]}` (the auxiliary heads a fusion model trains each branch
+    with, so a branch that learns slower is not left untrained by the fused head)."""
+    return {f"{m}_logits": layers.Dense(num_classes, dtype="float32", name=f"{m}_logits")(x)
+            for m, x in branches.items()}
 
 
 def branch_classifier(branch, feed, *, num_classes, hidden, dropout, name):

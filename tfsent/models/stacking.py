@@ -3,10 +3,14 @@
 The meta-learner never sees a probability that a base model produced for a row it was trained on:
 for scikit-learn base models the out-of-fold probabilities are computed here (k folds over the
 training split, grouped by speaker when the manifest has one); for Keras base models (text, audio,
-fusion runs) each run directory must hold `oof_predictions.csv` (`utt_id`, `fold`, `prob_<class>` or
-`p_<class>`..., one row per training utterance, each predicted by the fold model that did not train on
-it) and, for every split the ensemble scores, that split's predictions (`RunDir.predictions_path`:
-`bin/evaluate --split=S` on the base run writes them).
+fusion runs) each base is a `bin/crossval` directory over the same k-fold manifest: its
+`oof_predictions.csv` (`utt_id`, `fold`, `p_<class>`..., one row per manifest row, each predicted by the
+fold model that did not train on it) gives the meta-learner its training inputs and the probabilities of
+the rows it scores. (A plain run dir holding `oof_predictions.csv` works too; it then scores a split
+from that split's predictions, `RunDir.predictions_path`, which `bin/evaluate --split=S` writes.)
+Under `bin/crossval` of the ensemble, fold k's meta-learner is fitted on OOF probabilities that fold
+models which did see fold k produced (their labels, never their predictions): the usual single-level
+stacking, not nested cross-validation.
 
 Registered model: `stacking` (`kind="sklearn"`), logistic regression by default.
 
@@ -99,9 +103,18 @@ class StackingEnsemble:
         held = [self.fitted_bases[name].probabilities_rows(rows, split=split, data_dir=data_dir, classes=classes)
                 for name in self.base_models]
         for run in self.base_runs:
-            held.append(run_probabilities(run, RunDir(run).predictions_path(split), rows["utt_id"],
+            held.append(run_probabilities(run, base_predictions_path(run, split), rows["utt_id"],
                                           classes, need_fold=False))
         return full_probabilities(self.meta, np.concatenate(held, axis=1), len(classes))
+
+
+def base_predictions_path(run_dir, split):
+    """A base run's predictions of `split`: its `bin/evaluate` file; for a `bin/crossval` directory,
+    its `oof_predictions.csv`, where every row comes from the fold model that never trained on it."""
+    run = RunDir(run_dir)
+    if run.model_kind() is None and os.path.isfile(run.file(OOF_PREDICTIONS_FILE)):
+        return run.file(OOF_PREDICTIONS_FILE)
+    return run.predictions_path(split)
 
 
 def out_of_fold_probabilities(make_estimator, inputs, labels, *, num_classes, n_splits=5, groups=None, seed=0):
@@ -155,4 +168,8 @@ def run_probabilities(run_dir, path, utt_ids, classes, need_fold):
     absent = [u for u in utt_ids if u not in table.index]
     if absent:
         raise ValueError(f"{path}: no prediction for {len(absent)} rows, e.g. {absent[:3]}")
-    return table.loc[list(utt_ids), cols].to_numpy(dtype="float64")
+    probs = table.loc[list(utt_ids), cols].to_numpy(dtype="float64")
+    if np.isnan(probs).any():
+        raise ValueError(f"{path}: {int(np.isnan(probs).any(axis=1).sum())} rows have no probabilities "
+                         f"(their audio could not be read when the base run was scored)")
+    return probs

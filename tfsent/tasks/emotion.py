@@ -62,6 +62,10 @@ class TaskConfig:
         text_encoder / audio_encoder: local Hugging Face checkpoint folders, or None.
         manifest: the manifest trained on.
         init_from: name → model dir of earlier runs a model builds on.
+        aux_loss_weight: weight of the per-modality auxiliary heads' losses of a multimodal model
+            (`--aux_loss_weight`; 0: no auxiliary heads). Single-modality models ignore it.
+        modality_dropout: `{"audio": rate, "text": rate}` for a multimodal model
+            (`--modality_dropout`; passed as its `<modality>_modality_dropout` arguments).
 
     Example:
 
@@ -83,6 +87,8 @@ class TaskConfig:
     audio_encoder: str | None = None
     manifest: str | None = None
     init_from: dict = dataclasses.field(default_factory=dict)
+    aux_loss_weight: float = 0.0
+    modality_dropout: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.feature, dict):
@@ -240,9 +246,24 @@ class EmotionTask:
         if "init_from" in params:
             kwargs["init_from"] = dict(cfg.init_from)
         kwargs.update(self._encoder_kwargs(kwargs, params))
+        if self.entry.modality == "multimodal":
+            kwargs.update(self._fusion_kwargs(params))
         model = self.entry.builder(**kwargs)
         self._model_inputs = model_inputs_lib.input_names(model)
         return model
+
+    def _fusion_kwargs(self, params):
+        """The builder arguments of `--aux_loss_weight` and `--modality_dropout` (multimodal models)."""
+        cfg = self.config
+        wanted = {f"{m}_modality_dropout": rate for m, rate in (cfg.modality_dropout or {}).items()}
+        if cfg.aux_loss_weight:
+            wanted["aux_heads"] = True
+        for key in wanted:
+            if key not in params:
+                flag = "--aux_loss_weight" if key == "aux_heads" else "--modality_dropout"
+                raise UsageError(f"{flag}: model {cfg.model!r} does not take {key} "
+                                 f"(models that do: {', '.join(_models_taking(key))})")
+        return wanted
 
     def _encoder_kwargs(self, kwargs, params):
         cfg = self.config
@@ -305,8 +326,9 @@ class EmotionTask:
             )
         return self._pipeline
 
-    def build_inputs(self, split, *, training, epoch=0, skip_batches=0):
-        return self.pipeline().dataset(split, training=training, epoch=epoch, skip_batches=skip_batches)
+    def build_inputs(self, split, *, training, epoch=0, skip_batches=0, remove_modality=None):
+        return self.pipeline().dataset(split, training=training, epoch=epoch, skip_batches=skip_batches,
+                                       remove_modality=remove_modality)
 
     def split_frame(self, split):
         return self.pipeline().split_frame(split)
@@ -316,12 +338,20 @@ class EmotionTask:
     def per_example_loss(self, targets, outputs):
         """Weighted per-example loss: soft-label cross-entropy, or squared error for regression.
 
+        A fusion model's auxiliary per-modality outputs (`audio_logits`, `text_logits`) add their own
+        cross-entropy times `aux_loss_weight` (training only: evaluation passes the fused logits alone).
         Regression rows without a target (NaN) get weight 0.
         """
         weight = tf.cast(targets["weight"], tf.float32)
         if self.is_classification:
-            logits = tf.cast(outputs["logits"], tf.float32)
-            loss = tf.nn.softmax_cross_entropy_with_logits(labels=targets["target"], logits=logits)
+            def cross_entropy(key):
+                logits = tf.cast(outputs[key], tf.float32)
+                return tf.nn.softmax_cross_entropy_with_logits(labels=targets["target"], logits=logits)
+
+            loss = cross_entropy("logits")
+            for key in sorted(outputs):
+                if key != "logits" and key.endswith("_logits") and self.config.aux_loss_weight:
+                    loss += self.config.aux_loss_weight * cross_entropy(key)
             return loss * weight
         y = tf.cast(targets[self.config.task], tf.float32)
         known = tf.math.is_finite(y)
@@ -344,14 +374,16 @@ class EmotionTask:
 
         return predict_fn
 
-    def predict(self, predict_fn, split, log=None, log_every_seconds=10.0) -> dict:
+    def predict(self, predict_fn, split, log=None, log_every_seconds=10.0, remove_modality=None) -> dict:
         """Outputs, labels and row indices for every example of `split` that could be read, in
         manifest order (no dropped remainder). With `log` (e.g. `print`), a progress line (batch and
-        ETA) every `log_every_seconds`."""
+        ETA) every `log_every_seconds`. `remove_modality` (`"audio"` / `"text"`, multimodal models):
+        every row without it, as the exported model sees a missing modality (`InputPipeline.dataset`)."""
         outputs, labels, targets_va, indices, loss_terms = [], [], [], [], []
         total = math.ceil(self.pipeline().num_examples(split) / self.pipeline().config.batch_size)
         t0 = last = time.time()
-        for batch, (inputs, targets) in enumerate(self.build_inputs(split, training=False), start=1):
+        dataset = self.build_inputs(split, training=False, remove_modality=remove_modality)
+        for batch, (inputs, targets) in enumerate(dataset, start=1):
             if log is not None and time.time() - last >= log_every_seconds:
                 last = time.time()
                 eta = (total - batch + 1) * (last - t0) / max(batch - 1, 1)

@@ -40,6 +40,8 @@ class LoadedRun:
         task: `EmotionTask` or `ClassicTask` over the manifest (frame None when none was found).
         model: the Keras model, or the fitted scikit-learn row model.
         manifest: the manifest path used, or None.
+        class_mapping: how a manifest with another class set (another corpus) was mapped onto the
+            model's classes (`map_classes`), or None when the class sets are the same.
     """
 
     run: RunDir
@@ -47,6 +49,7 @@ class LoadedRun:
     task: object
     model: object
     manifest: str | None
+    class_mapping: dict | None = None
 
     @property
     def kind(self):
@@ -71,15 +74,13 @@ def load_run(model_dir, manifest=None, *, require_manifest=True, batch_size=32) 
     config = TaskConfig.load(model_dir)
     config.vocabulary = run.resolve_vocabulary(config.vocabulary)
     manifest = manifest or config.manifest
-    frame, sidecar = None, {}
+    frame, sidecar, class_mapping = None, {}, None
     if manifest and os.path.isfile(manifest):
         from tfsent.corpus.manifest import read_manifest
 
         frame, sidecar = read_manifest(manifest)
         if config.task == "classification" and list(sidecar.get("classes") or []) != list(config.classes):
-            raise UsageError(f"the manifest {manifest} holds the classes {sidecar.get('classes')}, but the model in "
-                             f"{model_dir} was trained on {config.classes}; score it on a manifest prepared with "
-                             f"the same --classes")
+            frame, sidecar, class_mapping = map_classes(frame, sidecar, config.classes, manifest)
     elif require_manifest:
         raise UsageError(f"manifest {manifest!r} not found; pass --manifest=OUT/manifest.csv")
     else:
@@ -87,11 +88,38 @@ def load_run(model_dir, manifest=None, *, require_manifest=True, batch_size=32) 
     if run.model_kind() == "sklearn":
         with open(run.sklearn_model_path, "rb") as f:
             model = pickle.load(f)
-        return LoadedRun(run, config, ClassicTask(config, frame, sidecar), model, manifest)
+        return LoadedRun(run, config, ClassicTask(config, frame, sidecar), model, manifest, class_mapping)
     import keras
 
     registry.names()  # imports every model module so custom layers are registered
     model = keras.saving.load_model(run.keras_model_path, compile=False)
     task = EmotionTask(config, frame, sidecar, batch_size=batch_size)
     task.use_model(model)
-    return LoadedRun(run, config, task, model, manifest)
+    return LoadedRun(run, config, task, model, manifest, class_mapping)
+
+
+def map_classes(frame, sidecar, classes, manifest):
+    """Maps a manifest of another class set (another corpus, another `--classes`) onto the model's
+    `classes` by emotion name: rows whose emotion the model does not know leave the frame, and are
+    counted per split and emotion (never dropped silently). Returns `(frame, sidecar, mapping)`."""
+    classes = list(classes)
+    known = frame["emotion"].astype(str).isin(classes)
+    if not known.any():
+        raise UsageError(f"none of the emotions of the manifest {manifest} ({sorted(set(frame['emotion']))}) "
+                         f"is one of the model's classes {classes}: nothing to score")
+    unknown = frame.loc[~known]
+    by_split = {str(split): {str(e): int(n) for e, n in rows["emotion"].value_counts().sort_index().items()}
+                for split, rows in unknown.groupby(unknown["split"].astype(str))}
+    mapping = {
+        "manifest_classes": list(sidecar.get("classes") or []),
+        "model_classes": classes,
+        "mapped_by": "emotion name",
+        "unmapped_rows": int(len(unknown)),
+        "unmapped_by_split": by_split,
+        "model_classes_absent_from_manifest": [c for c in classes if c not in set(frame["emotion"])],
+    }
+    # The manifest's target_<c> columns belong to its own class set: the labels become one-hot targets.
+    frame = frame.loc[known].drop(columns=[c for c in frame.columns if c.startswith("target_")])
+    sidecar = {**sidecar, "classes": classes, "class_mapping": mapping}
+    return frame.reset_index(drop=True), sidecar, mapping
+

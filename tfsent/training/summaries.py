@@ -1,8 +1,9 @@
 """TensorBoard logging for the trainer: `MODEL_DIR/logs/train` and `MODEL_DIR/logs/valid`.
 
 Per step: loss, learning rate, throughput (examples/s). Per epoch: training loss and every validation
-metric (WA, UA, macro-F1, ... or CCC/RMSE), a confusion-matrix image. Once: the resolved flags as text
-and an hparams summary. Optionally a few augmented training clips (audio + log-Mel image).
+metric (WA, UA, macro-F1, ... or CCC/RMSE), a confusion-matrix image, and for a model taking audio and
+text the same metrics with each modality removed (`modality_ablation/audio_removed/macro_f1`, ...).
+Once: the resolved flags as text and an hparams summary. Optionally a few augmented training clips (audio + log-Mel image).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class Writers:
             tf.summary.scalar("examples_per_second", examples_per_second, step=step)
 
     def epoch_end(self, epoch, train_loss, valid_metrics, task, learning_rate=None,
-                  examples_per_second=None):
+                  examples_per_second=None, modality_ablation=None):
+        """Epoch scalars; with `modality_ablation` (`tfsent.evaluation.ablation`), the validation metrics
+        with each modality removed as `modality_ablation/<condition>/<metric>`."""
         if not self.enabled:
             return
         with self.train.as_default():
@@ -84,6 +87,12 @@ class Writers:
                 )
                 image = tf.image.decode_png(png, channels=4)[None]
                 tf.summary.image("confusion_matrix", image, step=epoch)
+            for condition, metrics in (modality_ablation or {}).items():
+                if condition in ("how", "chance"):
+                    continue
+                for key, value in metrics.items():
+                    if isinstance(value, (int, float)) and np.isfinite(value):
+                        tf.summary.scalar(f"modality_ablation/{condition}/{key}", value, step=epoch)
         self.train.flush()
         self.valid.flush()
 

@@ -26,6 +26,7 @@ summary = trainer.train()
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -37,11 +38,22 @@ import numpy as np
 import tensorflow as tf
 
 from tfsent.core import files
+from tfsent.core.errors import UsageError
 from tfsent.core.files import json_default
 from tfsent.core.run_dir import TRAIN_SUMMARY_FILE, RunDir
+from tfsent.evaluation import ablation as ablation_lib
 from tfsent.metrics.definitions import LOWER_IS_BETTER
 from tfsent.training import summaries
 from tfsent.training.distribution import strategy_name, worker_dir, worker_info
+
+
+class CheckpointWriteError(UsageError):
+    """A checkpoint could not be written (full or read-only disk); nothing half-written is left."""
+
+
+def _one_line(error) -> str:
+    message = getattr(error, "message", None) or str(error)
+    return " ".join(message.split())[:300]
 
 
 class TrainingError(RuntimeError):
@@ -78,6 +90,7 @@ class TrainerConfig:
     train_split: str = "train"
     valid_split: str = "valid"
     tensorboard_audio_examples: int = 0
+    modality_ablation: bool = True
 
 
 class Trainer:
@@ -261,7 +274,9 @@ class Trainer:
         """Validation, model selection (validation split only), history, early stopping, checkpoint."""
         c = self.config
         epoch = int(state.epoch)
-        valid_metrics = self.task.compute_metrics(self.predict(predict_fn, c.valid_split))
+        valid_predictions = self.predict(predict_fn, c.valid_split)
+        valid_metrics = self.task.compute_metrics(valid_predictions)
+        ablation = self._modality_ablation(predict_fn, valid_predictions)
         value = float(valid_metrics[self.selection_metric])
         best = float(state.best_value.numpy())
         improved = value < best if self.lower_is_better else value > best
@@ -272,7 +287,8 @@ class Trainer:
         else:
             state.bad_epochs.assign_add(1)
         writers.epoch_end(epoch + 1, train_loss, valid_metrics, self.task,
-                          learning_rate=float(_current_lr(optimizer)), examples_per_second=examples_per_second)
+                          learning_rate=float(_current_lr(optimizer)), examples_per_second=examples_per_second,
+                          modality_ablation=ablation)
         history.append({"epoch": epoch + 1, "train_loss": train_loss,
                         **{k: v for k, v in valid_metrics.items() if isinstance(v, (int, float))}})
         state.history.assign(json.dumps(history, default=json_default))
@@ -287,6 +303,21 @@ class Trainer:
                 self.log(f"early stopping: {self.selection_metric} did not improve for "
                          f"{c.early_stopping_patience} epochs")
         self._save(ckpt.manager, model, int(state.global_step))
+
+    def _modality_ablation(self, predict_fn, valid_predictions, log=True):
+        """The validation split without audio and without text (TensorBoard's `modality_ablation/`,
+        `train_summary.json`'s `valid_modality_ablation`), for a model taking both, on the chief: one
+        extra pass per modality. None otherwise."""
+        c = self.config
+        if not (c.modality_ablation and self.is_chief and ablation_lib.takes_both_modalities(self.task)):
+            return None
+        ablation, _ = ablation_lib.modality_ablation(self.task, predict_fn, c.valid_split, valid_predictions)
+        key = self.selection_metric
+        if log:
+            self.log("valid without audio / text: " + " / ".join(
+                f"{ablation[name].get(key, float('nan')):.4f}" for name in ablation_lib.ABLATIONS) + f" {key} "
+                f"(full {ablation['full'].get(key, float('nan')):.4f})")
+        return ablation
 
     def _finish(self, model, optimizer, predict_fn, state, ckpt, writers, history):
         """Restores the best checkpoint (the trained model), writes model and summary (chief)."""
@@ -304,7 +335,11 @@ class Trainer:
         # Every worker prints it: under multi_worker all workers must hold identical weights.
         print(f"worker {self.task_id}: final weights fingerprint {summary['weights_fingerprint']}", flush=True)
         if self.is_chief:
-            summary["valid_metrics"] = self.task.compute_metrics(self.predict(predict_fn, c.valid_split))
+            valid_predictions = self.predict(predict_fn, c.valid_split)
+            summary["valid_metrics"] = self.task.compute_metrics(valid_predictions)
+            ablation = self._modality_ablation(predict_fn, valid_predictions, log=False)
+            if ablation is not None:
+                summary["valid_modality_ablation"] = ablation
             run = RunDir(c.model_dir)
             with files.atomic_path(run.keras_model_path) as tmp:
                 model.save(tmp)
@@ -401,7 +436,18 @@ class Trainer:
                 f"non-finite weights at step {step} ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
                 f"training stopped without saving. Last good checkpoint: {manager.latest_checkpoint or 'none'}."
             )
-        return manager.save(checkpoint_number=step)
+        try:
+            return manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as e:  # a full or read-only disk: the user's --model_dir
+            for temp in glob.glob(os.path.join(manager.directory, f"ckpt-{step}_temp*")):
+                if os.path.isdir(temp):
+                    shutil.rmtree(temp, ignore_errors=True)
+                else:
+                    os.unlink(temp)
+            raise CheckpointWriteError(
+                f"--model_dir={self.config.model_dir}: cannot save the checkpoint of step {step} in "
+                f"{manager.directory} ({_one_line(e)}); last good checkpoint: "
+                f"{manager.latest_checkpoint or 'none'}") from None
 
 
 class _LoopState:

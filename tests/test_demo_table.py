@@ -1,0 +1,59 @@
+"""tools/demo_table.py: README's demo tables come from the runs' metrics.json, not from a hand."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def demo_table():
+    spec = importlib.util.spec_from_file_location("demo_table", os.path.join(REPO, "tools", "demo_table.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_demo(root, f1_by_run, voice_only=0.5):
+    for run, f1 in f1_by_run.items():
+        os.makedirs(root / "runs" / run / "eval")
+        metrics = {"num_examples": 72, "accuracy": f1 + 0.01, "unweighted_accuracy": f1 - 0.01, "macro_f1": f1,
+                   "per_condition": {"counts": {"both": 46, "audio_only": 13, "text_only": 13},
+                                     "accuracy": {"both": 1.0, "audio_only": voice_only, "text_only": None}}}
+        (root / "runs" / run / "eval" / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    return str(root)
+
+
+RUNS = {"demo_fusion": 0.9, "conv1d_mel": 0.75, "text_cnn": 0.8}
+
+
+def test_single_and_seed_tables_and_readme_block(demo_table, tmp_path):
+    one = _fake_demo(tmp_path / "seed_7", RUNS)
+    two = _fake_demo(tmp_path / "seed_8", {**RUNS, "demo_fusion": 0.8}, voice_only=1.0)
+    single = demo_table.single_table(demo_table.read_demo(one, list(RUNS)), demo_table.MODELS)
+    assert "| `demo_fusion` | audio + text | 0.910 | 0.890 | 0.900 | 0.50 (13) | nan (13) | 1.00 (46) |" in single
+    per_seed = {"7": demo_table.read_demo(one, list(RUNS)), "8": demo_table.read_demo(two, list(RUNS))}
+    seeds = demo_table.seeds_table(per_seed, demo_table.MODELS)
+    # mean ± sample sd of 0.9 and 0.8; voice-only 0.5 and 1.0; fusion − best single per seed
+    assert ("| `demo_fusion` | audio + text | 0.860 ± 0.071 | 0.840 ± 0.071 | 0.850 ± 0.071 | 0.750 ± 0.354 | "
+            "n/a | 1.000 ± 0.000 |") in seeds
+    assert "| 7 | 72 (13 / 13 / 46) | 0.900 | 0.750 | 0.800 | +0.100 | 0.50 / nan |" in seeds
+    assert "| 8 | 72 (13 / 13 / 46) | 0.800 | 0.750 | 0.800 | +0.000 | 1.00 / nan |" in seeds
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- demo-table -->\nold\n<!-- /demo-table -->\nb\n", encoding="utf-8")
+    assert demo_table.main([one, f"--readme={readme}"]) == 0
+    assert readme.read_text(encoding="utf-8") == f"a\n<!-- demo-table -->\n{single}\n<!-- /demo-table -->\nb\n"
+    with pytest.raises(SystemExit, match="no <!-- demo-seeds -->"):
+        demo_table.main(["--seeds", one, two, f"--readme={readme}"])
+
+
+def test_a_run_without_per_condition_scores_is_refused(demo_table, tmp_path):
+    root = _fake_demo(tmp_path, RUNS)
+    path = tmp_path / "runs" / "text_cnn" / "eval" / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), "per_condition": None}),
+                    encoding="utf-8")
+    with pytest.raises(SystemExit, match="text_cnn/eval/metrics.json has no per_condition.*re-run bin/evaluate"):
+        demo_table.read_demo(root, list(RUNS))
