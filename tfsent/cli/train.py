@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from tfsent.cli import train_flags
 from tfsent.core.errors import UsageError

@@ -245,12 +245,12 @@ class Trainer:
             train_step(inputs, targets)  # no host sync here: checks run every --log_every_steps
             step += 1
             if step % c.log_every_steps == 0 or step % c.checkpoint_every_steps == 0:
-                window.check(step, epoch, ckpt.manager)
+                window.check(epoch, ckpt.manager)
             if step % c.log_every_steps == 0:
                 self._log_progress(window, step, epoch, optimizer, writers)
             if step % c.checkpoint_every_steps == 0:
                 self._save(ckpt.manager, model, step)
-        window.check(step, epoch, ckpt.manager)
+        window.check(epoch, ckpt.manager)
         if not c.steps_per_epoch and skip == 0 and window.examples != self.n_train:
             self.log(f"warning: epoch {epoch + 1} used {window.examples} of {self.n_train} training "
                      f"examples; {self.n_train - window.examples} were skipped (unreadable audio, ids "
@@ -521,7 +521,7 @@ class _Window:
         self.examples = 0
         self._sum, self._count = float(state.epoch_loss_sum.numpy()), self.start_count
 
-    def check(self, step, epoch, manager):
+    def check(self, epoch, manager):
         """Raises `TrainingError` naming the first non-finite step since the last check."""
         self.examples = int(self.state.epoch_loss_count) - self.start_count
         bad_step = int(self.state.first_bad_step)
