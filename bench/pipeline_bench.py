@@ -5,19 +5,28 @@ Measures, on the same demo-corpus clips (48 kHz AI Hub layout, so resampling is 
 - (a) the seed-001 loop, one process: `librosa.load(sr=16000)` -> amplitude noise ->
   `time_stretch(0.8)` -> `pitch_shift(0.7)` -> `melspectrogram(n_fft=400, hop=160, n_mels=128)`
   (+ `power_to_db`, the log-Mel the pipeline computes);
-- (b) `InputPipeline` with the equivalent waveform augmentation and log-Mel, default parallelism;
+- (b) `InputPipeline` with the equivalent augmentation and log-Mel, default parallelism (time
+  stretch and pitch shift in the feature domain, `--augment_domain=auto`; `waveform` for the phase
+  vocoder);
 - (c) `InputPipeline` without augmentation (decode + resample + log-Mel: the unavoidable work);
+- (d) (b) from the decoded-audio cache (`cache_audio`: int16 16 kHz clips in memory, filled by the
+  warm-up epoch): crop + augmentation + features only;
+- clips/s of (b) through a local tf.data service (a dispatcher and 1, then 2 workers in this
+  process, `tfsent.data.service`);
 - training steps/s of `conv1d_mel` fed live by the pipeline vs from the same batches held in memory;
 - peak resident memory of the pipeline after a full epoch of 1x and 10x the corpus (a subprocess each;
-  10x repeats the manifest rows, same files).
+  10x repeats the manifest rows, same files), live and with the on-disk cache (`snapshot_dir`).
 
 Each figure is the median of `--repeats` runs, interleaved so that they share the machine's load.
 CPU seconds per clip (all threads of the process) are printed next to the wall-clock rates: on a
-shared machine they are the steadier figure. The last line is machine-readable:
+shared machine they are the steadier figure (`cpu_ratio`: librosa's CPU per clip / (b)'s). The last
+line is machine-readable:
 
-    pipeline_vs_librosa=<b/a> decode_ceiling_ratio=<b/c> live_vs_cached=<ratio> clips_per_s=<b>
+    pipeline_vs_librosa=<b/a> cpu_ratio=<..> decode_ceiling_ratio=<b/c> cached_vs_librosa=<d/a>
+    live_vs_cached=<ratio> clips_per_s=<b>
 
-Usage: bench/pipeline [--work=DIR] [--per_class=80] [--repeats=2] [--librosa_clips=64] [--quick]
+(one line). Usage: bench/pipeline [--work=DIR] [--per_class=80] [--repeats=2] [--librosa_clips=64]
+[--augment_domain=auto|feature|waveform] [--quick]
 """
 
 from __future__ import annotations
@@ -144,7 +153,9 @@ def librosa_loop(paths, seed=0):
 # === (b), (c) the tf.data pipeline ===
 
 
-def make_pipeline(frame, sidecar, augment):
+def make_pipeline(frame, sidecar, augment, **options):
+    """The benchmark's pipeline; `options`: more `PipelineConfig` fields (cache_audio, snapshot_dir,
+    augment_domain)."""
     from tfsent.audio.augment import AudioAugmentConfig
     from tfsent.audio.features import FeatureConfig
     from tfsent.data.pipeline import InputPipeline, PipelineConfig
@@ -154,6 +165,7 @@ def make_pipeline(frame, sidecar, augment):
         batch_size=BATCH,
         model_inputs=MODEL_INPUTS,
         audio_augment=AudioAugmentConfig(**AUGMENT) if augment else None,
+        **options,
     )
     return InputPipeline(frame, sidecar, config)
 
@@ -227,10 +239,11 @@ def rss_now_kb():
     return 0
 
 
-def memory_child(manifest, repeat, augment):
-    """One full epoch of `repeat` x the corpus; prints a JSON line with the peak RSS."""
+def memory_child(manifest, repeat, augment, snapshot_dir=None):
+    """One full epoch of `repeat` x the corpus; prints a JSON line with the peak RSS. With
+    `snapshot_dir`, the split is decoded into an on-disk snapshot first (part of the peak)."""
     frame, sidecar = load_frame(manifest, repeat)
-    pipeline = make_pipeline(frame, sidecar, augment)
+    pipeline = make_pipeline(frame, sidecar, augment, snapshot_dir=snapshot_dir)
     ds = pipeline.dataset("train", training=True, epoch=0)  # graphs are traced here
     before_kb = rss_now_kb()
     clips, wall = 0, time.perf_counter()
@@ -245,10 +258,12 @@ def memory_child(manifest, repeat, augment):
                       "snapshot_dir": pipeline.config.snapshot_dir}), flush=True)
 
 
-def measure_memory(manifest, repeat, augment):
+def measure_memory(manifest, repeat, augment, snapshot_dir=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--_memory_child", manifest, f"--_repeat={repeat}"]
     if augment:
         cmd.append("--_augment")
+    if snapshot_dir:
+        cmd.append(f"--_snapshot_dir={snapshot_dir}")
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -273,6 +288,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per figure (median reported)")
     parser.add_argument("--librosa_clips", type=int, default=64,
                         help="clips for the (slow) librosa loop, evenly spaced over the corpus")
+    parser.add_argument("--augment_domain", default="auto", choices=["auto", "feature", "waveform"],
+                        help="where (b) and (d) stretch and pitch-shift (PipelineConfig.augment_domain)")
+    parser.add_argument("--skip_service", action="store_true", help="skip the tf.data service figures")
     parser.add_argument("--memory_augment", action="store_true",
                         help="measure memory with augmentation on (slower; default: pipeline (c))")
     parser.add_argument("--skip_memory", action="store_true")
@@ -282,10 +300,11 @@ def main(argv=None):
     parser.add_argument("--_memory_child", help=argparse.SUPPRESS)
     parser.add_argument("--_repeat", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--_augment", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_snapshot_dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args._memory_child:
-        memory_child(args._memory_child, args._repeat, args._augment)
+        memory_child(args._memory_child, args._repeat, args._augment, args._snapshot_dir)
         return
     if args.quick:
         args.per_class, args.repeats, args.librosa_clips = 8, 1, 16
@@ -311,35 +330,33 @@ def main(argv=None):
     log(f"tf: {tf.__version__}, inter-op {tf.config.threading.get_inter_op_parallelism_threads()}, "
         f"intra-op {tf.config.threading.get_intra_op_parallelism_threads()} (0 = all cores)")
 
-    pipe_b = make_pipeline(frame, sidecar, augment=True)
-    pipe_c = make_pipeline(frame, sidecar, augment=False)
-    log(f"pipeline caches decoded audio by default: {pipe_b.config.cache_audio or bool(pipe_b.config.snapshot_dir)}")
+    domain = dict(augment_domain=args.augment_domain)
+    pipes = {"b": make_pipeline(frame, sidecar, augment=True, **domain),
+             "c": make_pipeline(frame, sidecar, augment=False),
+             "d": make_pipeline(frame, sidecar, augment=True, cache_audio=True, **domain)}
+    pipe_b = pipes["b"]
+    log(f"pipeline caches decoded audio by default: {pipe_b.config.cache_audio or bool(pipe_b.config.snapshot_dir)}; "
+        f"(b) stretches and pitch-shifts in the "
+        f"{'feature' if pipe_b.config.feature_domain_augment else 'waveform'} domain")
 
-    # Warm-up: the first epoch traces and builds the graphs; librosa warms its caches.
+    # Warm-up: the first epoch traces and builds the graphs (and fills (d)'s cache); librosa warms up.
     librosa_loop(paths_a[:2])
-    for name, pipe in (("b", pipe_b), ("c", pipe_c)):
+    for name, pipe in pipes.items():
         clips, wall, _ = run_epoch(pipe, epoch=0)
         log(f"warm-up ({name}): {clips} clips in {wall:.1f} s")
 
-    rates = {"a": [], "b": [], "c": []}
-    cpu = {"a": [], "b": [], "c": []}
-    for r in range(args.repeats):
-        wall, cpu_s = librosa_loop(paths_a, seed=r)
-        rates["a"].append(len(paths_a) / wall)
-        cpu["a"].append(cpu_s / len(paths_a))
-        for name, pipe in (("b", pipe_b), ("c", pipe_c)):
-            clips, wall, cpu_s = run_epoch(pipe, epoch=1 + r)
-            rates[name].append(clips / wall)
-            cpu[name].append(cpu_s / clips)
-        log(f"  run {r + 1}: a {rates['a'][-1]:.1f}  b {rates['b'][-1]:.1f}  c {rates['c'][-1]:.1f} clips/s"
-            f"  [load {load_average()}]")
-    a, b, c = (median(rates[k]) for k in "abc")
+    rates, cpu = timed_runs(paths_a, pipes, args.repeats)
+    a, b, c, d = (median(rates[k]) for k in "abcd")
+    cpu_ratio = median(cpu["a"]) / median(cpu["b"])
     labels = {"a": "(a) seed-style librosa loop", "b": "(b) tfsent pipeline + augmentation",
-              "c": "(c) tfsent pipeline, no augmentation"}
-    for k in "abc":
+              "c": "(c) tfsent pipeline, no augmentation", "d": "(d) (b) from the decoded-audio cache"}
+    for k in "abcd":
         log(f"{labels[k]:40s} {median(rates[k]):8.1f} clips/s   {1000 * median(cpu[k]):7.1f} CPU ms/clip")
-    log(f"b/a = {b / a:.2f} (target >= 10)   b/c = {b / c:.2f} (target >= 0.5)   "
-        f"CPU-time b/a = {median(cpu['a']) / median(cpu['b']):.2f}")
+    log(f"b/a = {b / a:.2f} (target >= 10)   CPU-time b/a = {cpu_ratio:.2f} (target >= 10)   "
+        f"b/c = {b / c:.2f} (target >= 0.6)   d/a = {d / a:.2f} (target >= 30)")
+
+    if not args.skip_service:  # workers run no Python: (b) with pure-TF (WAV) decoding
+        service_figures(make_pipeline(frame, sidecar, augment=True, wav_only=True, **domain), args.repeats)
 
     live_vs_cached = float("nan")
     if not args.skip_train:
@@ -351,18 +368,62 @@ def main(argv=None):
             f"ratio {live_vs_cached:.2f} (target >= 0.9)")
 
     if not args.skip_memory:
-        which = "(b), with augmentation" if args.memory_augment else "(c), no augmentation"
-        for repeat in (1, 10):
-            m = measure_memory(manifest, repeat, args.memory_augment)
-            log(f"memory {repeat:2d}x corpus ({m['clips']} clips, pipeline {which}): peak RSS "
-                f"{m['peak_rss_mb']:.0f} MB (RSS before the epoch {m['rss_before_epoch_mb']:.0f} MB, "
-                f"after {m['rss_after_epoch_mb']:.0f} MB; {m['clips'] / m['wall_s']:.1f} clips/s; "
-                f"cache_audio={m['cache_audio']})")
+        memory_figures(manifest, args)
 
     log(f"load average at end: {load_average()}; total {time.perf_counter() - t0:.0f} s")
-    log(f"pipeline_vs_librosa={b / a:.2f} decode_ceiling_ratio={b / c:.2f} "
-        f"live_vs_cached={live_vs_cached:.2f} clips_per_s={b:.1f}")
+    log(f"pipeline_vs_librosa={b / a:.2f} cpu_ratio={cpu_ratio:.2f} decode_ceiling_ratio={b / c:.2f} "
+        f"cached_vs_librosa={d / a:.2f} live_vs_cached={live_vs_cached:.2f} clips_per_s={b:.1f}")
 
+
+def timed_runs(paths_a, pipes, repeats):
+    """`repeats` interleaved runs of the librosa loop and each pipeline: {name: [clips/s]}, {name: [CPU s/clip]}."""
+    rates = {k: [] for k in ["a", *pipes]}
+    cpu = {k: [] for k in ["a", *pipes]}
+    for r in range(repeats):
+        wall, cpu_s = librosa_loop(paths_a, seed=r)
+        rates["a"].append(len(paths_a) / wall)
+        cpu["a"].append(cpu_s / len(paths_a))
+        for name, pipe in pipes.items():
+            clips, wall, cpu_s = run_epoch(pipe, epoch=1 + r)
+            rates[name].append(clips / wall)
+            cpu[name].append(cpu_s / clips)
+        log(f"  run {r + 1}: " + "  ".join(f"{k} {rates[k][-1]:.1f}" for k in rates) +
+            f" clips/s  [load {load_average()}]")
+    return rates, cpu
+
+
+def service_figures(pipeline, repeats):
+    """Clips/s of `pipeline`'s training epochs through a local tf.data service, 1 and 2 workers."""
+    from tfsent.data import service
+
+    for workers in (1, 2):
+        with service.LocalCluster(workers=workers) as cluster:
+            got = []
+            for r in range(repeats + 1):  # the first epoch warms the workers up
+                ds = service.distribute(pipeline.dataset("train", training=True, epoch=1 + r), cluster.target,
+                                        job_name=f"bench-{workers}-{r}")
+                start, clips = time.perf_counter(), 0
+                for inputs, _ in ds:
+                    clips += int(inputs["audio_mask"].shape[0])
+                if r:
+                    got.append(clips / (time.perf_counter() - start))
+            log(f"(b) through a local tf.data service, {workers} worker(s): {median(got):.1f} clips/s "
+                f"[load {load_average()}]")
+
+
+def memory_figures(manifest, args):
+    which = "(b), with augmentation" if args.memory_augment else "(c), no augmentation"
+    snapshots = os.path.join(args.work, "snapshots")
+    for store in ("live", "on-disk cache"):
+        for repeat in (1, 10):
+            snap = os.path.join(snapshots, f"x{repeat}") if store != "live" else None
+            if snap:
+                shutil.rmtree(snap, ignore_errors=True)  # the build is part of what is measured
+            m = measure_memory(manifest, repeat, args.memory_augment, snap)
+            log(f"memory {repeat:2d}x corpus, {store} ({m['clips']} clips, pipeline {which}): peak RSS "
+                f"{m['peak_rss_mb']:.0f} MB (RSS before the epoch {m['rss_before_epoch_mb']:.0f} MB, "
+                f"after {m['rss_after_epoch_mb']:.0f} MB; {m['clips'] / m['wall_s']:.1f} clips/s)")
+    shutil.rmtree(snapshots, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

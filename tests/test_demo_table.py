@@ -57,3 +57,35 @@ def test_a_run_without_per_condition_scores_is_refused(demo_table, tmp_path):
                     encoding="utf-8")
     with pytest.raises(SystemExit, match="text_cnn/eval/metrics.json has no per_condition.*re-run bin/evaluate"):
         demo_table.read_demo(root, list(RUNS))
+
+
+def _with_text_only(root, run, accuracy):
+    path = os.path.join(root, "runs", run, "eval", "metrics.json")
+    with open(path, encoding="utf-8") as f:
+        metrics = json.load(f)
+    metrics["per_condition"]["accuracy"]["text_only"] = accuracy
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(metrics, f)
+
+
+def test_fusion_variants_table_checks_the_bar_per_seed(demo_table, tmp_path):
+    """One row per fusion variant: mean ± sd over seeds, the smallest margin over the better single
+    model, and which seeds meet issue 12's bar (margin ≥ 0.05, voice-only ≥ 0.5, words-only ≥ 0.8)."""
+    runs = {**RUNS, "fusion_gated": 0.86}
+    one = _fake_demo(tmp_path / "seed_7", runs, voice_only=0.6)
+    two = _fake_demo(tmp_path / "seed_8", runs, voice_only=0.4)
+    for root in (one, two):
+        for run in ("demo_fusion", "fusion_gated"):
+            _with_text_only(root, run, 0.9)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- fusion-variants -->\n<!-- /fusion-variants -->\n", encoding="utf-8")
+    assert demo_table.main(["--seeds", one, two, "--variant=plain=demo_fusion:", f"--readme={readme}",
+                            "--variant=gated=fusion_gated:--model_kwargs=fusion=gated"]) == 0
+    text = readme.read_text(encoding="utf-8")
+    # 0.9 − 0.8 = +0.100 on both seeds, but seed 8's voice-only accuracy 0.4 < 0.5
+    assert ("| plain | (none) | 0.900 ± 0.000 | 0.500 ± 0.141 | 0.900 ± 0.000 | +0.100 | 1 of 2 (7) |"
+            in text)
+    # 0.86 − 0.8 = +0.060 ≥ 0.05
+    assert "| gated | --model_kwargs=fusion=gated | 0.860 ± 0.000 | 0.500 ± 0.141 | 0.900 ± 0.000 | +0.060 |" in text
+    with pytest.raises(SystemExit):
+        demo_table.main([one, "--variant=plain=demo_fusion:"])  # --variant needs --seeds

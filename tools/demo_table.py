@@ -97,6 +97,31 @@ def seeds_table(per_seed, runs):
     return "\n".join(lines)
 
 
+def meets_bar(fig, fusion_run, singles):
+    """Issue 12's bar on one seed: fusion macro-F1 ≥ the better single model's + 0.05, accuracy ≥ 0.5
+    where only the voice and ≥ 0.8 where only the words carry the emotion."""
+    f = fig[fusion_run]
+    margin = f["macro_f1"] - max(fig[run]["macro_f1"] for run in singles)
+    return margin >= 0.05 - 1e-9 and f["audio_only"] >= 0.5 and f["text_only"] >= 0.8, margin
+
+
+def variants_table(per_seed, variants, singles):
+    """Markdown: one row per fusion variant (`{label: (run, flags)}`), mean ± sd over the seeds, the
+    smallest margin over the better single-modality model and the seeds that meet issue 12's bar."""
+    lines = ["| fusion variant | flags on top of `configs/demo.flags` | macro-F1 | acc. voice only | "
+             "acc. words only | min fusion − best single | seeds meeting the bar |",
+             "|---|---|---|---|---|---|---|"]
+    for label, (run, flags) in variants.items():
+        cells = [_mean_sd([fig[run][k] for fig in per_seed.values()])
+                 for k in ("macro_f1", "audio_only", "text_only")]
+        checks = {seed: meets_bar(fig, run, singles) for seed, fig in per_seed.items()}
+        passed = [seed for seed, (ok, _) in checks.items() if ok]
+        lines.append(f"| {label} | {flags or '(none)'} | " + " | ".join(cells)
+                     + f" | {min(m for _, m in checks.values()):+.3f} | {len(passed)} of {len(checks)}"
+                     + (f" ({', '.join(passed)})" if passed and len(passed) < len(checks) else "") + " |")
+    return "\n".join(lines)
+
+
 def replace_block(text, marker, table):
     """`text` with the lines between `<!-- marker -->` and `<!-- /marker -->` replaced by `table`."""
     pattern = re.compile(rf"(<!-- {marker} -->\n).*?(<!-- /{marker} -->)", re.S)
@@ -116,21 +141,41 @@ def main(argv=None):
     parser.add_argument("--seeds", action="store_true", help="the folders are one per corpus seed: mean ± sd")
     parser.add_argument("--fusion_run", default="demo_fusion",
                         help="run folder (under runs/) of the fusion model, for comparing variants")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=RUN:FLAGS",
+                        help="with --seeds: compare fusion variants (run folder under runs/, the flags it "
+                        "was trained with on top of configs/demo.flags); repeatable")
     parser.add_argument("--readme", help="write the table into this README's marked block")
     args = parser.parse_args(argv)
     runs = ((args.fusion_run, MODELS[0][1]),) + MODELS[1:]
     names = [run for run, _ in runs]
-    if args.seeds:
+    if args.variant:
+        if not args.seeds:
+            parser.error("--variant needs --seeds")
+        variants = {}
+        for item in args.variant:
+            label, _, rest = item.partition("=")
+            run, _, flags = rest.partition(":")
+            if not label or not run:
+                parser.error(f"--variant {item!r}: expected LABEL=RUN:FLAGS")
+            variants[label] = (run, flags)
+        singles = [run for run, _ in MODELS[1:]]
+        per_seed = {_seed_name(d): read_demo(d, singles + [run for run, _ in variants.values()])
+                    for d in args.out_dirs}
+        table = variants_table(per_seed, variants, singles)
+        marker = "fusion-variants"
+    elif args.seeds:
         table = seeds_table({_seed_name(d): read_demo(d, names) for d in args.out_dirs}, runs)
+        marker = "demo-seeds"
     else:
         if len(args.out_dirs) != 1:
             parser.error("one folder, or --seeds")
         table = single_table(read_demo(args.out_dirs[0], names), runs)
+        marker = "demo-table"
     print(table)
     if args.readme:
         with open(args.readme, encoding="utf-8") as f:
             text = f.read()
-        new = replace_block(text, "demo-seeds" if args.seeds else "demo-table", table)
+        new = replace_block(text, marker, table)
         if new != text:
             write_text(args.readme, new)
     return 0

@@ -82,8 +82,9 @@ def test_layout_model_card_and_warmup(exports, loaded, kit):
     assert card["validation_metrics"]["macro_f1"] == 0.5
     assert card["versions"]["tensorflow"] == tf.__version__ and card["versions"]["tfsent"]
     assert "masked" in card["missing_modality"] and "truncated" in card["text_truncation"]
-    assert set(loaded["demo_fusion"].signatures) == {"serving_default", "predict_wav"}
-    assert set(loaded["conv1d_mel"].signatures) == {"serving_default", "predict_wav"}
+    audio_signatures = {"serving_default", "predict_wav", "timeline", "timeline_wav"}
+    assert set(loaded["demo_fusion"].signatures) == audio_signatures
+    assert set(loaded["conv1d_mel"].signatures) == audio_signatures
     assert set(loaded["text_cnn"].signatures) == {"serving_default"}
     # The fusion model's auxiliary per-modality outputs (training only) are not served.
     served = set(loaded["demo_fusion"].signatures["serving_default"].structured_outputs)

@@ -306,3 +306,21 @@ def test_random_init_w2v2_has_the_layers_of_a_converted_checkpoint():
     assert [l.name for l in random_init.layers] == [l.name for l in converted.layers]
     assert [(w.path, w.shape) for w in random_init.weights] == [(w.path, w.shape) for w in converted.weights]
     assert not random_init.get_layer("feature_extractor").trainable
+
+
+def test_gated_fusion_mixes_modalities_per_example(tmp_path):
+    """`fusion=gated` (a gated multimodal unit): same checks as every model, and its gates are a
+    per-example distribution over the two modalities that depends on the inputs."""
+    keras.utils.set_random_seed(1)
+    model = registry.build("demo_fusion", **dict(TINY["demo_fusion"][0], fusion="gated"))
+    _check_padding_invariance(model, "demo_fusion")
+    _check_round_trips(model, "demo_fusion", tmp_path)
+    _, shapes, lengths = TINY["demo_fusion"]
+    batch = _inputs(set(model.input), lengths, np.random.default_rng(3), shapes)
+    gates = _numpy(keras.Model(model.input, model.get_layer("fusion_gates").output)(batch))
+    assert gates.shape == (3, 2)
+    np.testing.assert_allclose(gates.sum(axis=1), 1.0, atol=1e-5)
+    assert np.ptp(gates[:, 0]) > 0  # not one constant mix for every example
+    _check_trains(model, "demo_fusion")
+    with pytest.raises(ValueError, match="fusion='sum'"):
+        registry.build("demo_fusion", **dict(TINY["demo_fusion"][0], fusion="sum"))

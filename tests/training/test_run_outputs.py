@@ -1,5 +1,6 @@
 """What a finished bin/train run leaves in its model dir: resolved flags and versions, checkpoints
-(last K + best), TensorBoard logs with the promised scalars, images and text."""
+(last K + best), the temperature fitted on the validation split, TensorBoard logs with the promised
+scalars, images and text."""
 
 import glob
 import hashlib
@@ -46,6 +47,15 @@ def test_fusion_settings_are_recorded_in_the_run(mirrored_run):
     # configs/demo.flags trains the fusion model with auxiliary heads; base_flags turns the
     # per-modality dropout off (the model's own rate, 0, applies).
     assert config["aux_loss_weight"] == 1.0 and config["modality_dropout"] == {}
+
+
+def test_temperature_is_fitted_on_the_validation_split(mirrored_run):
+    """bin/train ends with temperature scaling on the validation split (calibration.json)."""
+    with open(os.path.join(mirrored_run["model_dir"], "calibration.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["split"] == "valid" and record["fitted_by"] == "bin/train" and record["num_examples"] > 0
+    assert record["temperature"] > 0 and record["nll_after"] <= record["nll_before"]
+    assert f"T={record['temperature']:.3f}" in mirrored_run["stdout"]
 
 
 def test_checkpoints_keep_the_last_k_and_the_best(mirrored_run):

@@ -10,7 +10,9 @@ class ids (seed 002 augments only minority classes).
 
 Waveform chain (each step applied with its own probability):
 speed perturbation (resampling, factors 0.9/1.0/1.1) -> time stretch and pitch
-shift (one phase vocoder on one STFT, then one resampling for the pitch) ->
+shift (one phase vocoder on one STFT, then one resampling for the pitch; for
+models that take spectral features the pipeline applies these two to the
+spectrogram instead, `tfsent.audio.spectral_warp`, with the same draws) ->
 time shift (zero fill) -> gain -> background noise at an SNR -> Gaussian noise
 at an SNR -> seed-001 noise `x + 0.005 * U(0,1) * max|x| * N(0, 1)`.
 """
@@ -133,6 +135,14 @@ class AudioAugmentConfig:
             "noise_prob", "amp_noise_prob", "gain_prob", "shift_prob", "speed_prob",
             "stretch_prob", "pitch_prob", "background_prob"))
 
+    @property
+    def stretch_pitch_enabled(self):
+        return self.stretch_prob > 0 or self.pitch_prob > 0
+
+    def without_stretch_pitch(self):
+        """This config with time stretch and pitch shift off."""
+        return dataclasses.replace(self, stretch_prob=0.0, pitch_prob=0.0)
+
     def to_dict(self):
         return dataclasses.asdict(self)
 
@@ -229,14 +239,30 @@ def phase_vocoder_stretch(x, rate, n_fft=512, hop=128):
     return tf.pad(y, [[0, tf.maximum(n_out - tf.shape(y)[0], 0)]])[:n_out]
 
 
-def _stretch_and_pitch(x, seed, config):
-    """Stretch and/or pitch-shift with one vocoder pass (and one resampling for pitch)."""
+def stretch_pitch_draws(seed, config, class_id=None):
+    """One example's time-stretch rate and pitch shift: float32 scalars `(rate, semitones)`.
+
+    `(1.0, 0.0)` when the coin flips say no (or `class_id` is not among `config.classes`). The
+    waveform chain (`augment_waveform`) and the feature-domain version
+    (`tfsent.audio.spectral_warp`) use these same draws, so a seed gives the same stretch and
+    pitch in both domains.
+    """
+    seed = tf.cast(seed, tf.int32)
     do_stretch = _coin(seed, _STRETCH, config.stretch_prob) if config.stretch_prob > 0 else False
     do_pitch = _coin(seed, _PITCH, config.pitch_prob) if config.pitch_prob > 0 else False
-    do_stretch = tf.convert_to_tensor(do_stretch)
-    do_pitch = tf.convert_to_tensor(do_pitch)
+    enabled = _class_enabled(config.classes, class_id)
+    do_stretch = tf.logical_and(tf.convert_to_tensor(do_stretch), enabled)
+    do_pitch = tf.logical_and(tf.convert_to_tensor(do_pitch), enabled)
     stretch = tf.where(do_stretch, _uniform(seed, _STRETCH, *config.stretch_rate), 1.0)
     semitones = tf.where(do_pitch, _uniform(seed, _PITCH, *config.pitch_semitones), 0.0)
+    return stretch, semitones
+
+
+def _stretch_and_pitch(x, seed, config):
+    """Stretch and/or pitch-shift with one vocoder pass (and one resampling for pitch)."""
+    stretch, semitones = stretch_pitch_draws(seed, config)
+    do_stretch = tf.not_equal(stretch, 1.0)
+    do_pitch = tf.not_equal(semitones, 0.0)
     # librosa pitch_shift: stretch by 2^(-n/12) then resample by the same ratio.
     pitch_rate = tf.pow(2.0, -semitones / 12.0)
     target = tf.cast(
@@ -297,7 +323,7 @@ def _background(x, seed, clips, snr_range):
     return x + scale * noise
 
 
-def augment_waveform(waveform, length, seed, config, class_id=None, background=None):
+def augment_waveform(waveform, length, seed, config, class_id=None, background=None, stretch_pitch=True):
     """Augment one example's waveform.
 
     Args:
@@ -309,6 +335,8 @@ def augment_waveform(waveform, length, seed, config, class_id=None, background=N
             are augmented (others pass through unchanged).
         background: optional float32 `[N, S_bg]` background clips for
             `background_prob`.
+        stretch_pitch: False leaves time stretch and pitch shift out (they are then
+            applied to the spectrogram: `tfsent.audio.spectral_warp`).
 
     Returns:
         `(waveform [S'], length)` with `S' == length` (speed and stretch change it).
@@ -323,7 +351,7 @@ def augment_waveform(waveform, length, seed, config, class_id=None, background=N
 
     def chain(x):
         x = _maybe(seed, _SPEED, config.speed_prob, lambda v: _speed(v, seed, config), x)
-        if config.stretch_prob > 0 or config.pitch_prob > 0:
+        if stretch_pitch and (config.stretch_prob > 0 or config.pitch_prob > 0):
             x = _stretch_and_pitch(x, seed, config)
         x = _maybe(seed, _SHIFT, config.shift_prob, lambda v: _shift(v, seed, config), x)
         x = _maybe(
@@ -346,7 +374,7 @@ def augment_waveform(waveform, length, seed, config, class_id=None, background=N
 
         return _maybe(seed, _AMP_NOISE, config.amp_noise_prob, amp_noise, x)
 
-    if not config.waveform_enabled:
+    if not config.waveform_enabled or (not stretch_pitch and not config.without_stretch_pitch().waveform_enabled):
         return x, tf.shape(x)[0]
     if config.classes is None or class_id is None:
         y = chain(x)

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsent.audio import spectral_warp
 from tfsent.core import config as config_lib
 
 FEATURE_KINDS = ("log_mel", "log_mel_delta", "mfcc", "waveform")
@@ -403,7 +404,26 @@ class AudioFrontend(keras.layers.Layer):
             )
 
     def call(self, waveform, lengths):
+        return self.features(waveform, lengths)
+
+    def features(self, waveform, lengths, stretch=None, semitones=None, max_samples=None):
+        """`call`, optionally with time stretch and pitch shift applied to the spectrogram.
+
+        Args:
+            waveform, lengths: as for `call`.
+            stretch: float32 `[B]` time-stretch rates (>1 faster), or None.
+            semitones: float32 `[B]` pitch shifts, or None.
+            max_samples: the stretched clips are cut to this many samples (as the waveform
+                path crops them), or None.
+
+        With `stretch` / `semitones` (spectral kinds only) the features are those of the
+        stretched and pitch-shifted clip, computed on this clip's spectrogram
+        (`tfsent.audio.spectral_warp`): no phase vocoder, no second STFT.
+        """
         cfg = self.config
+        warp = stretch is not None or semitones is not None
+        if warp and cfg.kind == "waveform":
+            raise ValueError("feature-domain stretch / pitch needs spectral features, not kind='waveform'")
         waveform = tf.convert_to_tensor(waveform)
         if waveform.dtype != tf.float32:
             waveform = tf.cast(waveform, tf.float32)
@@ -423,9 +443,11 @@ class AudioFrontend(keras.layers.Layer):
             power = stft_power(
                 waveform, lengths, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.pad_mode
             )
-            t = tf.shape(power)[1]
-            mask = sequence_mask(frames, t)
-            mel = tf.einsum("btk,km->btm", power, tf.constant(self._mel))
+            if warp:
+                mel, frames = self._warped_mel(power, lengths, frames, stretch, semitones, max_samples)
+            else:
+                mel = tf.einsum("btk,km->btm", power, tf.constant(self._mel))
+            mask = sequence_mask(frames, tf.shape(mel)[1])
             feats = power_to_db(mel, mask, cfg.db_ref, cfg.top_db)
             if cfg.kind == "mfcc":
                 feats = tf.signal.dct(feats, type=2, norm="ortho")[..., : cfg.n_mfcc]
@@ -441,6 +463,20 @@ class AudioFrontend(keras.layers.Layer):
         if unbatched:
             feats, mask = feats[0], mask[0]
         return feats, mask
+
+    def _warped_mel(self, power, lengths, frames, stretch, semitones, max_samples):
+        """Mel power `[B, T', n_mels]` of the pitch-shifted, stretched clips and their frames."""
+        batch = tf.shape(power)[0]
+        if semitones is None:
+            mel = tf.einsum("btk,km->btm", power, tf.constant(self._mel))
+        else:
+            bank = spectral_warp.warped_mel_filterbank(self._mel, tf.reshape(semitones, [batch]))
+            mel = tf.einsum("btk,bkm->btm", power, bank)
+        if stretch is None:
+            return mel, frames
+        stretch = tf.reshape(tf.cast(stretch, tf.float32), [batch])
+        out_frames = num_frames(spectral_warp.stretched_length(lengths, stretch, max_samples), self.config)
+        return spectral_warp.stretch_frames(mel, frames, stretch, out_frames)
 
     def compute_output_shape(self, waveform_shape, lengths_shape=None):
         cfg = self.config

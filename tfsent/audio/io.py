@@ -20,7 +20,8 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-from tfsent.audio.resample import resample
+from tfsent.audio.resample import COMMON_RATES, resample
+from tfsent.core.control_flow import lazy_cond, lazy_switch_case
 
 # (format tag, bits) -> decoder index for tf.switch_case.
 _PCM_U8, _PCM16, _PCM24, _PCM32, _FLOAT32, _FLOAT64, _PCM16_RAW = range(7)
@@ -35,6 +36,13 @@ def _read_uint(b, offset, nbytes):
     raw = tf.cast(tf.io.decode_raw(tf.strings.substr(b, offset, nbytes), tf.uint8), tf.int64)
     raw = tf.pad(raw, [[0, nbytes - tf.shape(raw)[0]]])
     return tf.reduce_sum(raw * tf.constant([256**i for i in range(nbytes)], tf.int64))
+
+
+def _head_words(b):
+    """The first 44 bytes as 11 little-endian uint32 words (int64; zero past the end)."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(b, 0, 44), tf.uint8), tf.int64)
+    raw = tf.reshape(tf.pad(raw, [[0, 44 - tf.shape(raw)[0]]]), [11, 4])
+    return tf.reduce_sum(raw * tf.constant([1, 256, 65536, 16777216], tf.int64), axis=1)
 
 
 def parse_wav_header(wav_bytes):
@@ -71,18 +79,29 @@ def parse_wav_header(wav_bytes):
         data_size = tf.where(is_data, tf.minimum(size, n - off - 8), data_size)
         return off + 8 + size + size % 2, fmt_off, fmt_size, data_off, data_size
 
-    start = tf.where(is_riff, tf.constant(12, tf.int64), n)
-    _, fmt_off, fmt_size, data_off, data_size = tf.while_loop(
-        cond, body, (start, zero - 1, zero, zero - 1, zero)
+    def scan():
+        start = tf.where(is_riff, tf.constant(12, tf.int64), n)
+        return tf.while_loop(cond, body, (start, zero - 1, zero, zero - 1, zero))[1:]
+
+    # The canonical 44-byte header ("fmt " of 16 bytes at 12, "data" at 36) needs no chunk scan: a few
+    # ops instead of the loop (~0.3 ms per clip in the input pipeline).
+    head = _head_words(b)
+    canonical = tf.logical_and(is_riff, tf.reduce_all(tf.equal(
+        tf.gather(head, [3, 4, 9]), tf.constant([0x20746D66, 16, 0x61746164], tf.int64))))
+    fmt_off, fmt_size, data_off, data_size = lazy_cond(
+        canonical,
+        lambda: (zero + 20, zero + 16, zero + 44, tf.minimum(head[10], tf.maximum(n - 44, 0))),
+        scan,
     )
     has_fmt = tf.logical_and(fmt_off >= 0, fmt_off + 16 <= n)
     fo = tf.maximum(fmt_off, 0)
-    tag = _read_uint(b, fo, 2)
-    channels = _read_uint(b, fo + 2, 2)
-    rate = _read_uint(b, fo + 4, 4)
-    bits = _read_uint(b, fo + 14, 2)
+    # The fmt fields in one read: 13 little-endian uint16 at offsets 0, 2, ..., 24 (zero past the end).
+    fmt = tf.cast(tf.io.decode_raw(tf.strings.substr(b, tf.minimum(fo, n), 26), tf.uint8), tf.int64)
+    fmt = tf.reshape(tf.pad(fmt, [[0, 26 - tf.shape(fmt)[0]]]), [13, 2])
+    u16 = fmt[:, 0] + 256 * fmt[:, 1]
+    tag, channels, rate, bits = u16[0], u16[1], u16[2] + 65536 * u16[3], u16[7]
     extensible = tf.logical_and(tf.equal(tag, _WAVE_FORMAT_EXTENSIBLE), fo + 26 <= n)
-    tag = tf.where(extensible, _read_uint(b, tf.minimum(fo + 24, n), 2), tag)
+    tag = tf.where(extensible, u16[12], tag)
     pcm = tf.equal(tag, _WAVE_FORMAT_PCM)
     flt = tf.equal(tag, _WAVE_FORMAT_FLOAT)
     codes = [
@@ -153,7 +172,7 @@ def _decode_pcm(wav_bytes, info):
     def f64():
         return tf.cast(tf.io.decode_raw(data, tf.float64), tf.float32)
 
-    flat = tf.switch_case(info["codec"], [u8, pcm16, pcm24, pcm32, f32, f64, pcm16_raw])
+    flat = lazy_switch_case(info["codec"], [u8, pcm16, pcm24, pcm32, f32, f64, pcm16_raw])
     return tf.reshape(flat, [-1, info["channels"]])
 
 
@@ -219,7 +238,7 @@ def _glob_escape(path):
     return tf.strings.regex_replace(path, r"([\\*?\[\]])", r"\\\1")
 
 
-def _load(path, target_rate, checked):
+def _load(path, target_rate, checked, soundfile_fallback=True):
     path = tf.convert_to_tensor(path, tf.string)
     empty = lambda: tf.zeros([0], tf.float32)  # noqa: E731
     if checked:
@@ -233,6 +252,8 @@ def _load(path, target_rate, checked):
         return _to_mono(_decode_pcm(data, info)), info["sample_rate"], tf.constant(True)
 
     def from_soundfile():
+        if not soundfile_fallback:  # pure TensorFlow (tf.data service): not a WAV -> unreadable
+            return tf.zeros([0], tf.float32), tf.constant(0, tf.int32), tf.constant(False)
         mono, rate, ok, err = _fallback(data, path)
         if not checked:
             check = tf.debugging.Assert(ok, ["cannot decode audio file", path, ":", err])
@@ -242,9 +263,10 @@ def _load(path, target_rate, checked):
 
     mono, rate, ok = tf.cond(info["valid"], from_wav, from_soundfile)
     ok = tf.logical_and(ok, tf.size(mono) > 0)
+    # Files: the filters of common recording rates are built once per process, not per clip.
     if not checked:
-        return resample(mono, rate, target_rate)
-    out = tf.cond(ok, lambda: resample(mono, tf.maximum(rate, 1), target_rate), empty)
+        return resample(mono, rate, target_rate, common_rates=COMMON_RATES)
+    out = tf.cond(ok, lambda: resample(mono, tf.maximum(rate, 1), target_rate, common_rates=COMMON_RATES), empty)
     return out, ok
 
 
@@ -261,11 +283,13 @@ def load_audio(path, target_rate=16000):
     return _load(path, int(target_rate), checked=False)
 
 
-def load_audio_checked(path, target_rate=16000):
+def load_audio_checked(path, target_rate=16000, soundfile_fallback=True):
     """Like `load_audio` but never raises: returns `(samples [S], ok bool)`.
 
     Missing, corrupt, unsupported or empty files give `ok=False` and zero
     samples. Typical use: map to `(id, samples, ok)`, count and log the ids with
-    `ok == False`, then `filter` on `ok`.
+    `ok == False`, then `filter` on `ok`. `soundfile_fallback=False` keeps the
+    graph pure TensorFlow (no `numpy_function`: tf.data service): files that are
+    not WAV are then unreadable (`ok=False`).
     """
-    return _load(path, int(target_rate), checked=True)
+    return _load(path, int(target_rate), checked=True, soundfile_fallback=soundfile_fallback)

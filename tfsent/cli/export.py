@@ -2,9 +2,16 @@
 
     bin/export --model_dir=DIR --export_dir=EXPORTS [--model_name=NAME] [--version=N]
                [--window_seconds=S] [--hop_seconds=S] [--pooling=mean|max] [--manifest=CSV]
+    bin/export --format=litert --model_dir=DIR --export_dir=EXPORTS_LITERT [--quantize=dynamic|float16|none]
+    bin/export --format=onnx --model_dir=DIR --export_dir=EXPORTS_ONNX
 
 Writes EXPORTS/<model_name>/<version>/ (saved_model.pb, variables/, assets.extra/model_card.json and
 the TF Serving warm-up request), atomically. The version is the next integer unless --version is set.
+Classifiers' `probabilities` are calibrated with the run's temperature (`calibration.json`), `logits` raw.
+`--format=litert` (audio-only models) writes model.tflite (float32), model_<quantize>.tflite and
+model_card.json instead: one fixed window of 16 kHz samples in, features computed inside
+(`tfsent.export.litert`), for the `ai-edge-litert` interpreter on phones and edge devices.
+`--format=onnx` writes the same graph as model.onnx (`tfsent.export.onnx_model`, tf2onnx, onnxruntime).
 """
 
 from __future__ import annotations
@@ -24,6 +31,12 @@ flags.DEFINE_float("window_seconds", None, "Scoring window for long audio (defau
 flags.DEFINE_float("hop_seconds", None, "Hop between scoring windows (default: half a window).")
 flags.DEFINE_enum("pooling", "mean", ["mean", "max"], "How a long recording's window logits are pooled.")
 flags.DEFINE_string("manifest", None, "Manifest for the model card's data summary (default: the one trained on).")
+flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "litert", "onnx"],
+                  "savedmodel (TF Serving), litert (.tflite for ai-edge-litert) or onnx (onnxruntime); "
+                  "litert and onnx: audio-only models, one fixed window in.")
+flags.DEFINE_enum("quantize", "dynamic", ["none", "dynamic", "float16"],
+                  "With --format=litert: besides model.tflite (float32), also write model_<this>.tflite "
+                  "(dynamic: int8 weights; float16: half-precision weights); none: float32 only.")
 FLAGS = flags.FLAGS
 
 
@@ -55,21 +68,56 @@ def main(argv):
     manifest = common.manifest_path(FLAGS.manifest) if FLAGS.manifest else None
     config = run.read_config()
     _check_target(config)
+    if FLAGS.format != "savedmodel":
+        _check_litert(config)
     from tfsent.core.locks import DirLock
 
     # One export at a time per model name (two would race for the next version); also the first write.
     common.writable_dir(FLAGS.export_dir, "export_dir")
     DirLock(os.path.join(FLAGS.export_dir, str(FLAGS.model_name or config.get("model"))), "--export_dir").acquire()
+    if FLAGS.format != "savedmodel":
+        return _export_litert(manifest)
     from tfsent.export.saved_model import export_model_dir
 
     path = export_model_dir(FLAGS.model_dir, FLAGS.export_dir, model_name=FLAGS.model_name,
                             version=FLAGS.version, window_seconds=FLAGS.window_seconds,
                             hop_seconds=FLAGS.hop_seconds, pooling=FLAGS.pooling, manifest=manifest)
+    if run.read_calibration() is None and config.get("task") == "classification":
+        print("note: no calibration.json in the run (trained before temperature scaling): probabilities are the "
+              f"plain softmax (T = 1); bin/evaluate --model_dir={FLAGS.model_dir} --calibrate fits one")
     print(f"exported SavedModel: {path}")
     print(f"try it:   bin/predict --model={path} --wav=FILE.wav --text='...'")
     print(f"serve it: docker run -p 8500:8500 -p 8501:8501 -v {os.path.abspath(os.path.dirname(path))}:"
           f"/models/{os.path.basename(os.path.dirname(path))} -e MODEL_NAME={os.path.basename(os.path.dirname(path))} "
           "tensorflow/serving")
+    return 0
+
+
+def _check_litert(config):
+    """What --format=litert / onnx cannot do, before anything is loaded or written."""
+    if FLAGS.hop_seconds is not None or FLAGS.pooling != "mean":
+        raise UsageError("--hop_seconds / --pooling shape the SavedModel's long-audio scoring; a LiteRT model "
+                         "scores one window (--window_seconds), the app slides it")
+    from tfsent.export.litert import check_convertible
+
+    check_convertible(config.get("model"))
+
+
+def _export_litert(manifest):
+    kwargs = dict(model_name=FLAGS.model_name, version=FLAGS.version, window_seconds=FLAGS.window_seconds,
+                  manifest=manifest)
+    if FLAGS.format == "onnx":
+        from tfsent.export.onnx_model import export_onnx
+
+        path = export_onnx(FLAGS.model_dir, FLAGS.export_dir, **kwargs)
+    else:
+        from tfsent.export.litert import export_litert
+
+        path = export_litert(FLAGS.model_dir, FLAGS.export_dir, quantize=FLAGS.quantize, **kwargs)
+    for name in sorted(os.listdir(path)):
+        print(f"  {name:24s} {os.path.getsize(os.path.join(path, name)):>10,d} bytes")
+    print(f"exported {'ONNX' if FLAGS.format == 'onnx' else 'LiteRT'} model: {path} "
+          f"(inputs and outputs: {path}/model_card.json)")
     return 0
 
 

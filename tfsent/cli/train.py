@@ -74,6 +74,8 @@ def main(argv):
 
     # Augmentation settings are checked before anything is written into the model dir.
     pipeline_overrides = _pipeline_overrides(augment_ids) if entry.kind != "sklearn" else {}
+    if FLAGS.robust_augment and entry.kind != "sklearn":
+        pipeline_overrides["robust_augment"] = _robust_augment(frame, sidecar)
     run = _make_run_dir(FLAGS.model_dir)
     from tfsent.training.distribution import worker_dir
 
@@ -155,7 +157,7 @@ def _trainer_config(model_dir):
         log_every_steps=FLAGS.log_every_steps, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, progress=FLAGS.progress, train_split=FLAGS.train_split,
         valid_split=FLAGS.valid_split, tensorboard_audio_examples=FLAGS.tensorboard_audio_examples,
-        modality_ablation=FLAGS.modality_ablation,
+        modality_ablation=FLAGS.modality_ablation, data_service=FLAGS.data_service,
     )
 
 
@@ -287,7 +289,12 @@ def _pipeline_overrides(augment_ids):
         "cache_audio": FLAGS.cache_audio,
         "snapshot_dir": FLAGS.snapshot_dir,
         "balanced_sampling": FLAGS.balanced_sampling,
+        "augment_domain": FLAGS.augment_domain,
+        "wav_only": bool(FLAGS.data_service),  # tf.data service workers run no Python
     }
+    if FLAGS.data_service and FLAGS.cache_audio:
+        raise UsageError("--cache_audio keeps clips in this process's memory, which tf.data service workers "
+                         "cannot read: use --snapshot_dir on a filesystem every worker reads")
     if FLAGS.audio_augment:
         from tfsent.audio.augment import AudioAugmentConfig
 
@@ -309,6 +316,16 @@ def _pipeline_overrides(augment_ids):
         overrides["audio_augment"] = dataclasses.replace(
             overrides["audio_augment"], sample_rate=FLAGS.sample_rate)
     return overrides
+
+
+def _robust_augment(frame, sidecar):
+    """--robust_augment: the config, with its babble and impulse-response banks built once from --seed."""
+    from tfsent.data.corruptions import RobustAugment, RobustAugmentConfig
+
+    config = dataclasses.replace(_dataclass_from_flag(RobustAugmentConfig, "robust_augment"),
+                                 sample_rate=FLAGS.sample_rate)
+    return RobustAugment.build(config, frame, sidecar, FLAGS.seed, split=FLAGS.train_split,
+                               max_samples=int(round(FLAGS.max_seconds * FLAGS.sample_rate)))
 
 
 def _augment_class_ids(classes):

@@ -93,9 +93,22 @@ def _define_data_flags():
            "(e.g. noise_prob=0.5,noise_snr_db=10:30,freq_mask_prob=0.5). preset=seed001 (noise, "
            "stretch, pitch) or preset=seed002 (frequency masks) starts from a seed recipe; the other "
            "pairs override it (preset=seed002,freq_mask_width=2:4).")
+    _group(g, flags.DEFINE_string, "data_service", None, "Run the training input pipeline on tf.data service "
+           "workers: the dispatcher's address grpc://HOST:PORT (start them with bin/data_service; BUILD.md). "
+           "Each training row once per epoch, same per-example augmentation seeds; WAV only (or --snapshot_dir).")
+    _group(g, flags.DEFINE_enum, "augment_domain", "auto", ["auto", "feature", "waveform"],
+           "Where --audio_augment's time stretch and pitch shift run: 'feature' on the spectrogram the "
+           "feature layer computes (frame-axis resampling, frequency warping: ~2x cheaper per clip), "
+           "'waveform' by phase vocoder + resampling; 'auto': feature for log-Mel/MFCC models, waveform "
+           "for waveform models. Same draws (which clips, which rate / shift) either way.")
     _group(g, flags.DEFINE_list, "text_augment", [], "Text augmentation settings, key=value pairs of "
            "tfsent.text.augment.TextAugmentConfig (swap_ratio, deletion_rate, apply_prob); "
            "preset=seed002 is random swap + deletion of 30% of the tokens.")
+    _group(g, flags.DEFINE_list, "robust_augment", [], "Robust training: corruptions of training examples, "
+           "key=value pairs of tfsent.data.corruptions.RobustAugmentConfig, ranges as lo:hi (e.g. "
+           "noise_prob=0.3,noise_snr_db=0:20,babble_prob=0.3,telephone_prob=0.2,reverb_prob=0.3,"
+           "text_cer_prob=0.3,text_cer=0:0.3). Babble from the training split and room impulse responses "
+           "are built once from --seed (configs/demo_robust.flags).")
 
 
 def _define_model_flags():

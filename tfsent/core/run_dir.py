@@ -10,6 +10,7 @@ Layout of `MODEL_DIR/`:
 | `run_info.json`, `flags.txt` | train | command, resolved flags, versions, manifest SHA-256, git commit |
 | `model.keras` / `model.pkl` | train | the trained Keras model / the fitted scikit-learn estimator |
 | `train_summary.json` | train | selection metric, best value, history, validation metrics |
+| `calibration.json` | train (Keras classifiers), `bin/evaluate --calibrate` | temperature `T` fitted on the validation split (NLL before / after); absent in older runs: `T = 1` |
 | `valid_predictions.csv` | train (scikit-learn) | validation-split probabilities (`utt_id, label, prediction, prob_<c>...`) |
 | `checkpoints/`, `best/`, `logs/` | train (Keras) | checkpoints, the best checkpoint, TensorBoard |
 | `eval/` (test) or `eval_<split>/` | evaluate | `metrics.json`, `predictions.csv`, `report.md`, PNGs |
@@ -43,6 +44,7 @@ VALID_PREDICTIONS_FILE = "valid_predictions.csv"
 OOF_PREDICTIONS_FILE = "oof_predictions.csv"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
+CALIBRATION_FILE = "calibration.json"
 
 
 class RunDirError(UsageError):
@@ -149,6 +151,14 @@ class RunDir:
             return []
         with open(path, encoding="utf-8") as f:
             return [line.strip() for line in f if line.strip().startswith("--")]
+
+    def read_calibration(self):
+        """The temperature-scaling record (`tfsent.metrics.calibration.fit_temperature` plus where it
+        was fitted), or None for a run without one (trained before calibration, or a regressor)."""
+        return self.read_json(CALIBRATION_FILE, None)
+
+    def write_calibration(self, record: dict):
+        self.write_json(CALIBRATION_FILE, record)
 
     def read_eval_metrics(self, split="test"):
         return files.read_json(os.path.join(self.eval_dir(split), METRICS_FILE))

@@ -1,10 +1,13 @@
 """Decoded audio kept across epochs, looked up by row index: in memory or on disk.
 
 Decoding and resampling are most of the input pipeline's work and do not depend on the epoch, so
-`InputPipeline` can do them once per split: every row of the split is decoded in manifest order into
+`InputPipeline` can do them once per split (opt-in: `cache_audio`, `snapshot_dir`): every row of the split is decoded in manifest order into
 a store, and each epoch's dataset looks its rows up by their index within the split (the epoch's
 order, the crop and the augmentation still come from `(seed, epoch, index)`, so the batches are the
-same as without a store). Both stores are TensorFlow only: no Python runs per element.
+same as without a store). Both stores are TensorFlow only: no Python runs per element. Both keep the
+clips as int16 (16-bit PCM at the model rate: half the memory / disk of float32); the pipeline puts
+every decoded clip on that grid (`pcm16_grid`) whether or not it uses a store, so cached and uncached
+batches are identical.
 
 - `MemoryStore` (`cache_audio`): an in-memory `Dataset.cache()` of the decoded clips, read with
   random access (`tf.data.experimental.at`). It fills on first use, streaming through the decode
@@ -45,8 +48,25 @@ import tensorflow as tf
 
 from tfsent.core import files
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: int16 clips
 INDEX_FILE = "index.json"
+_PCM_SCALE = 32768.0
+
+
+def to_pcm16(audio):
+    """float32 `[S]` in [-1, 1) -> int16 `[S]` (rounded, clipped at full scale)."""
+    return tf.cast(tf.round(tf.clip_by_value(audio * _PCM_SCALE, -_PCM_SCALE, _PCM_SCALE - 1)), tf.int16)
+
+
+def from_pcm16(pcm):
+    """int16 `[S]` -> float32 `[S]` (as `tf.audio.decode_wav` scales 16-bit PCM)."""
+    return tf.cast(pcm, tf.float32) / _PCM_SCALE
+
+
+def pcm16_grid(audio):
+    """`audio` rounded to the 16-bit PCM grid the stores keep (exact for 16-bit sources at the model
+    rate; after resampling, an error below 2e-5 of full scale)."""
+    return from_pcm16(to_pcm16(audio))
 
 
 class MemoryStore:
@@ -64,7 +84,7 @@ class MemoryStore:
     """
 
     def __init__(self, decoded):
-        slim = decoded.map(lambda ex: {"audio": ex["audio"], "ok": ex["ok"]})
+        slim = decoded.map(lambda ex: {"audio": to_pcm16(ex["audio"]), "ok": ex["ok"]})
         self._cache = slim.cache()
 
     def attach(self, ds):
@@ -73,7 +93,7 @@ class MemoryStore:
 
         def add(ex):
             found = tf.data.experimental.at(cache, tf.cast(ex["index"], tf.int64))
-            return {**ex, "audio": found["audio"], "ok": found["ok"]}
+            return {**ex, "audio": from_pcm16(found["audio"]), "ok": found["ok"]}
 
         return ds.map(add, num_parallel_calls=tf.data.AUTOTUNE).filter(lambda ex: ex["ok"])
 
@@ -150,8 +170,8 @@ class SnapshotStore:
         prefix = os.path.join(self.directory, "")
 
         def add(ex):
-            audio = tf.io.parse_tensor(tf.io.read_file(clip_path(prefix, ex["index"])), tf.float32)
-            audio.set_shape([None])
+            audio = tf.io.parse_tensor(tf.io.read_file(clip_path(prefix, ex["index"])), tf.int16)
+            audio = from_pcm16(tf.ensure_shape(audio, [None]))
             return {**ex, "audio": audio, "ok": tf.constant(True)}
 
         ds = ds.filter(lambda ex: tf.gather(ok, ex["index"]))
@@ -176,7 +196,7 @@ def _write_clips(decoded, directory, n):
 
     def write(ex):
         def save():
-            op = tf.io.write_file(clip_path(prefix, ex["index"]), tf.io.serialize_tensor(ex["audio"]))
+            op = tf.io.write_file(clip_path(prefix, ex["index"]), tf.io.serialize_tensor(to_pcm16(ex["audio"])))
             with tf.control_dependencies([op]):
                 return tf.constant(True)
 

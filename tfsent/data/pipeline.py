@@ -42,8 +42,10 @@ from tfsent.audio.features import AudioFrontend, FeatureConfig
 from tfsent.core import inputs as names
 from tfsent.core.errors import UsageError
 from tfsent.corpus.manifest import confined_paths
-from tfsent.data.decoded import MemoryStore, SnapshotStore
+from tfsent.data.decoded import MemoryStore, SnapshotStore, pcm16_grid
 
+# Where time stretch and pitch shift run (`PipelineConfig.augment_domain`).
+AUGMENT_DOMAINS = ("auto", "feature", "waveform")
 # What `InputPipeline.dataset(..., remove_modality=...)` can remove from a multimodal model's input.
 MODALITIES = ("audio", "text")
 
@@ -61,9 +63,19 @@ class PipelineConfig:
         audio_augment: `tfsent.audio.augment.AudioAugmentConfig` (waveform augmentation and
             SpecAugment; its `classes` limits it to some classes), or None.
         text_augment: `tfsent.text.augment.TextAugmentConfig` (its `class_ids` likewise), or None.
-        cache_audio: decode and resample each split once and keep the clips in memory across
+        robust_augment: `tfsent.data.corruptions.RobustAugment` (noise, babble, telephone, reverb,
+            transcript errors on training examples), or None.
+        augment_domain: where `audio_augment`'s time stretch and pitch shift run: `"feature"` on the
+            STFT the feature layer computes (`tfsent.audio.spectral_warp`; no phase vocoder),
+            `"waveform"` on the waveform (phase vocoder + resampling), `"auto"` (default): feature
+            for spectral features (log-Mel, MFCC), waveform for waveform models. The draws (which
+            examples, which rate and shift) are the same in both domains.
+        wav_only: decode in pure TensorFlow only (no soundfile `numpy_function` in the graph), as
+            tf.data service workers need (`tfsent.data.service`): a split with other formats is
+            refused up front unless `snapshot_dir` decodes it first.
+        cache_audio: decode and resample each split once and keep the clips (int16) in memory across
             epochs (`tfsent.data.decoded.MemoryStore`).
-        snapshot_dir: decode and resample each split once into `snapshot_dir/SPLIT/` on disk, reused
+        snapshot_dir: decode and resample each split once into `snapshot_dir/SPLIT/` on disk (int16), reused
             by later epochs, pipelines and runs (`tfsent.data.decoded.SnapshotStore`); memory stays
             flat in the corpus size. Takes precedence over `cache_audio`.
         balanced_sampling: draw training examples with equal probability per class.
@@ -83,6 +95,9 @@ class PipelineConfig:
     seed: int = 42
     audio_augment: object = None
     text_augment: object = None
+    robust_augment: object = None
+    augment_domain: str = "auto"
+    wav_only: bool = False
     cache_audio: bool = False
     snapshot_dir: str | None = None
     balanced_sampling: bool = False
@@ -92,6 +107,19 @@ class PipelineConfig:
     @property
     def max_samples(self) -> int:
         return int(round(self.max_seconds * self.feature.sample_rate))
+
+    @property
+    def feature_domain_augment(self) -> bool:
+        """Whether time stretch and pitch shift are applied to the spectrogram (see `augment_domain`)."""
+        if self.augment_domain not in AUGMENT_DOMAINS:
+            raise UsageError(f"augment_domain must be one of {AUGMENT_DOMAINS}, got {self.augment_domain!r}")
+        spectral = self.feature.kind != "waveform"
+        if self.augment_domain == "feature" and not spectral:
+            raise UsageError("augment_domain='feature' needs spectral features (log_mel, log_mel_delta, mfcc); "
+                             "this model takes the waveform")
+        aug = self.audio_augment
+        on = aug is not None and aug.stretch_pitch_enabled
+        return bool(on and spectral and self.augment_domain != "waveform")
 
     @property
     def needs_audio(self) -> bool:
@@ -134,6 +162,7 @@ class InputPipeline:
         if config.needs_text and text_preprocessor is None:
             raise ValueError("the model takes text, but no text preprocessor was given")
         self._frontend = AudioFrontend(config.feature) if config.feature.kind != "waveform" else None
+        config.feature_domain_augment  # noqa: B018 -- checks augment_domain against the features now
         self._stores = {}  # split -> MemoryStore / SnapshotStore of its decoded clips
         # Traced once per pipeline, reused by every epoch's dataset: tracing the decode, augmentation
         # and feature graphs costs seconds of CPU, which a per-epoch `Dataset.map` of fresh lambdas
@@ -186,7 +215,7 @@ class InputPipeline:
     # --- datasets -------------------------------------------------------------------------------
 
     def dataset(self, split: str, *, training: bool, epoch: int = 0, skip_batches: int = 0,
-                remove_modality: str | None = None):
+                remove_modality: str | None = None, corruption=None):
         """Batches for one epoch of `split`.
 
         Training datasets are shuffled with a permutation drawn from `(seed, epoch)`; evaluation
@@ -198,6 +227,9 @@ class InputPipeline:
         an empty text (`MISSING_MODALITY_NOTE` in `tfsent.export.saved_model`): a one-sample silent
         clip of length 0 with an all-zero `audio_mask` / `waveform_mask`, or the tokens of `""` with
         an all-zero `padding_mask`. The rows (and unreadable ones skipped) are the same as without it.
+
+        `corruption` (a `tfsent.data.corruptions.Corruption`, evaluation) corrupts every example's
+        waveform and/or transcript after the crop, seeded per example (robustness conditions).
 
         With `cache_audio`, the split's clips are decoded into memory while the first epoch runs;
         with `snapshot_dir`, the first call for a split decodes it into the snapshot (or opens the
@@ -213,7 +245,7 @@ class InputPipeline:
         ds = self._examples(split, tables, order)
         epoch_t = tf.constant(epoch, tf.int32)
         ds = ds.map(
-            lambda ex: self._per_example_fn(ex, training, epoch_t),
+            lambda ex: self._per_example_fn(ex, training, epoch_t, corruption),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         ds = self._batch(ds, training)
@@ -251,7 +283,7 @@ class InputPipeline:
         tables = self._tables(rows)
         ds = tf.data.Dataset.from_tensor_slices(tables).map(self._load_fn).filter(lambda ex: ex["ok"])
         epoch_t = tf.constant(epoch, tf.int32)
-        ds = ds.map(lambda ex: self._per_example_fn(ex, True, epoch_t)).padded_batch(count)
+        ds = ds.map(lambda ex: self._per_example_fn(ex, True, epoch_t, waveform_domain=True)).padded_batch(count)
         for batch in ds.take(1):
             audio = batch["audio"]
             peak = tf.maximum(tf.reduce_max(tf.abs(audio), axis=1, keepdims=True), 1e-6)
@@ -294,6 +326,8 @@ class InputPipeline:
         store = self._store(split, tables)
         if store is not None:
             return store.attach(ds)
+        if self.config.wav_only:
+            _check_wav_only(split, tables["path"])
         ds = ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.filter(lambda ex: ex["ok"])
 
@@ -321,7 +355,8 @@ class InputPipeline:
     def _load(self, ex):
         out = dict(ex)
         if self.config.needs_audio:
-            audio, ok = audio_io.load_audio_checked(ex["path"], self.config.feature.sample_rate)
+            audio, ok = audio_io.load_audio_checked(ex["path"], self.config.feature.sample_rate,
+                                                    soundfile_fallback=not self.config.wav_only)
             # Too-short and NaN/Inf clips are skipped like unreadable ones (named, and counted by the
             # trainer / evaluation), never fed: one NaN sample makes every gradient non-finite.
             min_samples = int(names.MIN_AUDIO_SECONDS * self.config.feature.sample_rate)
@@ -334,13 +369,13 @@ class InputPipeline:
                 return tf.constant(False)
 
             ok = tf.cond(ok, lambda: tf.constant(True), report)
-            out["audio"] = audio
+            out["audio"] = pcm16_grid(audio)  # what the int16 stores keep: cached == uncached batches
             out["ok"] = ok
         else:
             out["ok"] = tf.constant(True)
         return out
 
-    def _per_example(self, ex, training, epoch):
+    def _per_example(self, ex, training, epoch, corruption=None, waveform_domain=False):
         cfg = self.config
         out = {k: v for k, v in ex.items() if k not in ("path", "ok", "utt_id")}
         seed = example_seed(cfg.seed, epoch, ex["index"])
@@ -349,15 +384,22 @@ class InputPipeline:
             audio = _crop(audio, cfg.max_samples, training, seed)
             length = tf.shape(audio)[0]
             if training and cfg.audio_augment is not None:
+                spectral = cfg.feature_domain_augment and not waveform_domain
                 audio, length = audio_augment.augment_waveform(
-                    audio, length, seed, cfg.audio_augment, class_id=ex["label"]
+                    audio, length, seed, cfg.audio_augment, class_id=ex["label"], stretch_pitch=not spectral
                 )
+                if spectral:  # applied to the batch's spectrogram in `_per_batch`
+                    out["stretch"], out["semitones"] = audio_augment.stretch_pitch_draws(
+                        seed, cfg.audio_augment, class_id=ex["label"])
                 audio = audio[: cfg.max_samples]
                 length = tf.minimum(length, cfg.max_samples)
             out["audio"] = audio
             out["audio_length"] = tf.cast(length, tf.int32)
         else:
             out.pop("audio", None)
+        transform = corruption if corruption is not None else (cfg.robust_augment if training else None)
+        if transform is not None:  # tfsent.data.corruptions: robustness conditions, robust training
+            out = transform(out, seed)
         return out
 
     # --- batching -------------------------------------------------------------------------------
@@ -394,7 +436,11 @@ class InputPipeline:
                 lengths = tf.zeros_like(lengths)
                 audio = tf.zeros([tf.shape(audio)[0], 1], audio.dtype)
             if self._frontend is not None:
-                features, frame_mask = self._frontend(audio, lengths)
+                if "stretch" in batch:  # feature-domain time stretch and pitch shift (training)
+                    features, frame_mask = self._frontend.features(
+                        audio, lengths, batch["stretch"], batch["semitones"], max_samples=cfg.max_samples)
+                else:
+                    features, frame_mask = self._frontend(audio, lengths)
                 if remove_modality == "audio":  # a zero-length clip still gives one (silent) frame
                     frame_mask = tf.zeros_like(frame_mask)
                 aug = cfg.audio_augment
@@ -454,6 +500,15 @@ def _crop(audio, max_samples, training, seed):
     else:
         start = excess // 2
     return audio[start : start + max_samples]
+
+
+def _check_wav_only(split, paths):
+    others = [p for p in paths if not str(p).lower().endswith(".wav")]
+    if others:
+        raise UsageError(
+            f"split {split!r} has {len(others)} audio file(s) that are not WAV (e.g. {others[0]}); pure-TensorFlow "
+            "decoding (tf.data service) reads WAV only: convert them, or set --snapshot_dir (decoded once "
+            "here, read by the workers)")
 
 
 def _batch_seeds(base, epoch, index):

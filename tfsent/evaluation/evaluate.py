@@ -10,7 +10,11 @@ Outputs (`eval/` for the test split, `eval_<split>/` for others):
   row's prediction without either in `predictions.csv`;
 - on the demo corpus (its `demo_truth.jsonl`), `per_condition`: accuracy where only the voice, only the
   words or both carry the emotion (`tfsent.evaluation.conditions`), and each row's `condition`;
-- with `plot_embeddings`, `embeddings_pca.png` and `embeddings_tsne.png` of the penultimate layer.
+- with `plot_embeddings`, `embeddings_pca.png` and `embeddings_tsne.png` of the penultimate layer;
+- for classifiers, `calibration` (`tfsent.evaluation.calibration`): the run's temperature, ECE / Brier /
+  NLL before and after it (top-level `ece`, `brier` calibrated; `ece_uncalibrated`, `brier_uncalibrated`),
+  coverage vs accuracy for abstention thresholds, and `reliability_diagram.png`; `predictions.csv`
+  holds the calibrated probabilities.
 
 Keras and scikit-learn runs alike (the run is loaded by `tfsent.tasks.load_run`).
 
@@ -32,19 +36,24 @@ import pandas as pd
 from tfsent.core import files
 from tfsent.core.errors import UsageError
 from tfsent.evaluation import ablation as ablation_lib
+from tfsent.evaluation import calibration as calibration_lib
 from tfsent.evaluation import conditions as conditions_lib
 from tfsent.metrics.plots import confusion_matrix_png
 from tfsent.tasks import load_run
 
 
 def evaluate_model_dir(model_dir, split="test", manifest=None, batch_size=32, plot_embeddings=False,
-                       out_dir=None):
+                       out_dir=None, calibrate=False, calibration_split="valid"):
     """Scores the run in `model_dir` (Keras or scikit-learn) on the whole `split`; writes `out_dir`
-    (default `MODEL_DIR/eval/` for test, `eval_<split>/` otherwise). Returns `{"metrics", "out_dir"}`."""
+    (default `MODEL_DIR/eval/` for test, `eval_<split>/` otherwise). Returns `{"metrics", "out_dir"}`.
+    With `calibrate`, (re)fits the run's temperature on `calibration_split` first
+    (`tfsent.evaluation.calibration`); classifiers' probabilities are always the calibrated ones."""
     loaded = load_run(model_dir, manifest, batch_size=batch_size)
     task = loaded.task
     rows = task.split_frame(split)
     predict_fn = loaded.predict_fn()
+    if calibrate:
+        calibration_lib.calibrate_split(loaded, predict_fn, calibration_split)
     predictions = task.predict(predict_fn, split)
     metrics = task.compute_metrics(predictions)
     ablated = _modality_reliance(task, predict_fn, split, predictions, metrics)
@@ -57,8 +66,14 @@ def evaluate_model_dir(model_dir, split="test", manifest=None, batch_size=32, pl
         metrics["unmapped_rows"] = sum(loaded.class_mapping["unmapped_by_split"].get(str(split), {}).values())
     out_dir = out_dir or loaded.run.eval_dir(split)
     os.makedirs(out_dir, exist_ok=True)
+    temperature = 1.0
+    if task.is_classification and len(predictions["labels"]):
+        metrics["calibration"] = calibration_lib.calibration_section(loaded.run, predictions, task.config.classes,
+                                                                     out_dir, split)
+        metrics.update(calibration_lib.headline(metrics["calibration"]))
+        temperature = metrics["calibration"]["temperature"]
     files.write_json(os.path.join(out_dir, "metrics.json"), metrics)
-    _write_predictions(out_dir, task, rows, predictions, ablated)
+    _write_predictions(out_dir, task, rows, predictions, ablated, temperature)
     if task.is_classification:
         png = confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), list(task.config.classes),
                                    title=f"{task.config.model} — {split} split")
@@ -139,6 +154,8 @@ def markdown_report(metrics) -> str:
         lines += [""] + ablation_lib.markdown_section(metrics["modality_ablation"])
     if "per_condition" in metrics:
         lines += [""] + conditions_lib.markdown_section(metrics["per_condition"])
+    if "calibration" in metrics:
+        lines += [""] + calibration_lib.markdown_section(metrics["calibration"])
     return "\n".join(lines) + "\n"
 
 
@@ -155,11 +172,11 @@ def _cross_corpus_lines(metrics):
     return lines
 
 
-def _write_predictions(out_dir, task, rows, predictions, ablated=None):
+def _write_predictions(out_dir, task, rows, predictions, ablated=None, temperature=1.0):
     picked = rows.iloc[predictions["index"]].reset_index(drop=True)
     out = pd.DataFrame({"utt_id": picked["utt_id"].astype(str)})
     if task.is_classification:
-        probs = _softmax(predictions["outputs"])
+        probs = _softmax(predictions["outputs"] / temperature)  # calibrated, as the exported model's
         out["true"] = picked["emotion"].astype(str)
         out["predicted"] = [task.config.classes[i] for i in probs.argmax(-1)]
         for i, c in enumerate(task.config.classes):

@@ -156,7 +156,17 @@ class ServerRunner:
         return self.client.predict(inputs, signature_name="predict_wav" if wavs is not None else "serving_default")
 
 
-def _rows(outputs, n):
+UNCERTAIN = "uncertain"
+
+
+def check_abstain_below(value):
+    """`--abstain_below=P` must be a probability strictly between 0 and 1 (None: never abstain)."""
+    if value is not None and not 0.0 < float(value) < 1.0:
+        raise UsageError(f"--abstain_below={value}: must be a probability in (0, 1), e.g. 0.6")
+    return value
+
+
+def _rows(outputs, n, abstain_below=None):
     rows = []
     for i in range(n):
         row = {}
@@ -168,6 +178,8 @@ def _rows(outputs, n):
             names = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in classes[i]] if classes is not None \
                 else [str(j) for j in range(len(probs))]
             row["probabilities"] = {c: round(float(p), 6) for c, p in zip(names, probs)}
+            if abstain_below is not None and float(max(probs)) < abstain_below:
+                row["top_label"], row["label"] = row["label"], UNCERTAIN  # not sure enough to answer
         for key in ("valence", "arousal"):
             if key in outputs:
                 row[key] = round(float(outputs[key][i]), 6)
@@ -178,8 +190,11 @@ def _rows(outputs, n):
     return rows
 
 
-def predict(runner, items, batch_size=8, out=sys.stdout):
-    """Runs `items` through `runner` in batches; writes one JSON line per item; returns the rows."""
+def predict(runner, items, batch_size=8, out=sys.stdout, abstain_below=None):
+    """Runs `items` through `runner` in batches; writes one JSON line per item; returns the rows.
+    With `abstain_below=P`, a row whose top (calibrated) probability is below P gets the label
+    `"uncertain"` (and its argmax in `top_label`)."""
+    check_abstain_below(abstain_below)
     results = []
     takes_audio = runner.takes_audio if runner.takes_audio is not None else any(i[1] for i in items)
     takes_text = runner.takes_text if runner.takes_text is not None else any(i[2] is not None for i in items)
@@ -200,7 +215,7 @@ def predict(runner, items, batch_size=8, out=sys.stdout):
                     raise UsageError("this model takes text: pass --text")
                 texts.append(text or "")
         outputs = runner(wavs, texts)
-        for (ident, path, text, extra), row in zip(chunk, _rows(outputs, len(chunk))):
+        for (ident, path, text, extra), row in zip(chunk, _rows(outputs, len(chunk), abstain_below)):
             record = {"id": ident, **row, **{k: v for k, v in extra.items() if v is not None}}
             results.append(record)
             print(json.dumps(record, ensure_ascii=False), file=out, flush=True)

@@ -9,9 +9,12 @@ Signatures (TF core + tensorflow-text ops only; no py_function / numpy_function)
 
 - `serving_default(audio float32 [B,S] at the model rate, audio_length int32 [B], text string [B])`
 - `predict_wav(wav string [B] — whole WAV files, any rate, mono or stereo; text string [B])`
+- `timeline(audio float32 [S])` / `timeline_wav(wav string [])` (models that take audio): one long
+  recording → one prediction per window with a speech flag (`tfsent.export.timeline_signature`)
 
-Both return `probabilities` float32 [B,C], `label` string [B] and `classes` string [B,C] (the label
-of each probability column) for classifiers, and `valence` / `arousal` float32 [B] for regressors.
+Both return `probabilities` float32 [B,C] (calibrated: `softmax(logits / T)` with the run's
+temperature, `calibration.json`; T = 1 for runs without one), `logits` float32 [B,C] (raw), `label`
+string [B] and `classes` string [B,C] (the label of each probability column) for classifiers, and `valence` / `arousal` float32 [B] for regressors.
 Audio-only models take no `text`; text-only models export `serving_default(text)` only.
 
 Recordings longer than the scoring window are cut into overlapping windows inside the graph; each
@@ -49,6 +52,7 @@ from tfsent.core import files
 from tfsent.core import inputs as inputs_lib
 from tfsent.core.errors import UsageError
 from tfsent.core.run_dir import RunDir
+from tfsent.export.timeline_signature import timeline_description, timeline_signatures
 from tfsent.tasks import load_run
 
 POOLING = ("mean", "max")
@@ -64,6 +68,10 @@ MISSING_MODALITY_NOTE = (
 )
 
 
+NO_CALIBRATION_NOTE = ("no calibration.json in the run (trained before temperature scaling): probabilities are "
+                       "the plain softmax (T = 1); bin/evaluate --calibrate fits one, then export again")
+
+
 class ServingModule(tf.Module):
     """Raw audio / text in, predictions out: the graph behind the exported signatures.
 
@@ -75,6 +83,8 @@ class ServingModule(tf.Module):
         window_seconds: scoring window for long audio (default: the training crop `max_seconds`).
         hop_seconds: hop between windows (default: half a window).
         pooling: how the windows' logits / values of one recording are pooled: `mean` or `max`.
+        temperature: temperature scaling of classifiers (the run's `calibration.json`):
+            `probabilities = softmax(logits / temperature)`; the `logits` output stays raw.
 
     Example:
 
@@ -86,8 +96,11 @@ class ServingModule(tf.Module):
     """
 
     def __init__(self, model, config, text_preprocessor=None, window_seconds=None, hop_seconds=None,
-                 pooling="mean"):
+                 pooling="mean", temperature=1.0):
         super().__init__(name="tfsent_serving")
+        if not float(temperature) > 0:
+            raise ValueError(f"temperature must be > 0; got {temperature!r}")
+        self.temperature = float(temperature)
         self.model = model
         self.config = config
         feature = config.feature_config
@@ -250,7 +263,8 @@ class ServingModule(tf.Module):
     def _finish(self, outputs):
         result = {}
         if "logits" in outputs and self.classification:
-            probabilities = tf.nn.softmax(outputs["logits"], axis=-1)
+            probabilities = self.calibrated_probabilities(outputs["logits"])
+            result["logits"] = outputs["logits"]  # raw (pooled) logits: the temperature is not applied
             batch = tf.shape(probabilities)[0]
             result["probabilities"] = probabilities
             result["label"] = tf.gather(self.labels, tf.argmax(probabilities, axis=-1, output_type=tf.int32))
@@ -262,6 +276,10 @@ class ServingModule(tf.Module):
             raise ValueError(f"model outputs {sorted(outputs)} hold neither logits (with task=classification) "
                              "nor valence / arousal")
         return result
+
+    def calibrated_probabilities(self, logits):
+        """`softmax(logits / T)`: the run's temperature scaling (T = 1 without `calibration.json`)."""
+        return tf.nn.softmax(logits / tf.constant(self.temperature, logits.dtype), axis=-1)
 
     def decode_wavs(self, wav):
         """Whole WAV files `[B]` → (audio `[B, S]` at the model rate, lengths `[B]`).
@@ -292,22 +310,25 @@ class ServingModule(tf.Module):
         length_spec = tf.TensorSpec([None], tf.int32, name="audio_length")
         text_spec = tf.TensorSpec([None], tf.string, name="text")
         wav_spec = tf.TensorSpec([None], tf.string, name="wav")
-        # predict_wav calls serving_default's function (traced once, embedded as a function call).
+        # predict_wav calls serving_default's function (traced once, embedded as a function call); so
+        # do the timeline signatures, which share predict_wav's WAV decoder the same way.
+        decode = tf.function(self.decode_wavs, input_signature=[wav_spec])
         if self.multimodal:
             default = tf.function(lambda audio, audio_length, text: self.predict(audio, audio_length, text),
                                   input_signature=[audio_spec, length_spec, text_spec])
-            wav_fn = tf.function(lambda wav, text: default(*self.decode_wavs(wav), text),
+            wav_fn = tf.function(lambda wav, text: default(*decode(wav), text),
                                  input_signature=[wav_spec, text_spec])
         elif self.takes_audio:
             default = tf.function(lambda audio, audio_length: self.predict(audio, audio_length),
                                   input_signature=[audio_spec, length_spec])
-            wav_fn = tf.function(lambda wav: default(*self.decode_wavs(wav)), input_signature=[wav_spec])
+            wav_fn = tf.function(lambda wav: default(*decode(wav)), input_signature=[wav_spec])
         else:
             default = tf.function(lambda text: self.predict(text=text), input_signature=[text_spec])
             wav_fn = None
         sigs = {"serving_default": default.get_concrete_function()}
         if wav_fn is not None:
             sigs["predict_wav"] = wav_fn.get_concrete_function()
+            sigs.update(timeline_signatures(self, default, decode))  # one long recording → per-window timeline
         return sigs
 
     def describe(self):
@@ -322,11 +343,17 @@ class ServingModule(tf.Module):
                 inputs.setdefault(sig, {})["text"] = "string [batch]: UTF-8 transcript"
         outputs = {}
         if self.classification:
-            outputs = {"probabilities": "float32 [batch, classes]", "label": "string [batch]",
+            outputs = {"probabilities": f"float32 [batch, classes]: softmax(logits / T), T = {self.temperature:.4g} "
+                                        "(temperature scaling fitted on the validation split)",
+                       "logits": "float32 [batch, classes]: raw logits (pooled over windows)",
+                       "label": "string [batch]",
                        "classes": "string [batch, classes]: the label of each probability column"}
         if self.multimodal:
             outputs["modalities"] = "string [batch]: what each row was scored on: audio+text, audio or text"
-        return {"inputs": inputs, "outputs": outputs}
+        described = {"inputs": inputs, "outputs": outputs}
+        if self.takes_audio:
+            described["timeline"] = timeline_description(self)
+        return described
 
 
 # === Export ===
@@ -358,7 +385,7 @@ def load_for_export(model_dir, manifest=None):
 
 
 def export_model(model, config, export_dir, *, model_name=None, version=None, text_preprocessor=None,
-                 window_seconds=None, hop_seconds=None, pooling="mean", card=None):
+                 window_seconds=None, hop_seconds=None, pooling="mean", card=None, temperature=1.0):
     """Exports an in-memory model; returns the version dir's path.
 
     Args:
@@ -367,6 +394,7 @@ def export_model(model, config, export_dir, *, model_name=None, version=None, te
         model_name: served name (default `config.model`).
         version: integer version (default: the next one). An existing version is never overwritten.
         card: extra model card fields (training data, metrics, flags).
+        temperature: classifiers' temperature scaling (see `ServingModule`).
     """
     model_name = model_name or config.model
     if not model_name or "/" in model_name or model_name.startswith("."):
@@ -383,7 +411,7 @@ def export_model(model, config, export_dir, *, model_name=None, version=None, te
     tmp = os.path.join(base, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     module = ServingModule(model, config, text_preprocessor=text_preprocessor, window_seconds=window_seconds,
-                           hop_seconds=hop_seconds, pooling=pooling)
+                           hop_seconds=hop_seconds, pooling=pooling, temperature=temperature)
     try:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         extra = os.path.join(tmp, "assets.extra")
@@ -412,9 +440,10 @@ def export_model_dir(model_dir, export_dir, *, model_name=None, version=None, wi
     """
     config, model, text_preprocessor, task = load_for_export(model_dir, manifest)
     card = training_card(model_dir, task)
+    temperature = card["calibration"]["temperature"] if config.task == "classification" else 1.0
     return export_model(model, config, export_dir, model_name=model_name, version=version,
                         text_preprocessor=text_preprocessor, window_seconds=window_seconds,
-                        hop_seconds=hop_seconds, pooling=pooling, card=card)
+                        hop_seconds=hop_seconds, pooling=pooling, card=card, temperature=temperature)
 
 
 def _remove_stale_temporaries(base):
@@ -461,6 +490,8 @@ def training_card(model_dir, task=None):
                                                            "global_step") if k in train_summary},
         "validation_metrics": _headline(train_summary.get("valid_metrics")),
         "test_metrics": _headline(run.read_eval_metrics("test")),
+        "calibration": run.read_calibration() or {"temperature": 1.0, "note": NO_CALIBRATION_NOTE
+                                                  if task is None or task.is_classification else "n/a (regressor)"},
     }
 
 

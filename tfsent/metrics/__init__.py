@@ -2,5 +2,6 @@
 and every report. A bottom layer: numpy / scikit-learn / matplotlib only, no TensorFlow.
 
 - `tfsent.metrics.definitions`: `classification_metrics`, `regression_metrics` and their edge cases.
-- `tfsent.metrics.plots`: the confusion-matrix PNG.
+- `tfsent.metrics.calibration`: temperature scaling, ECE / Brier / NLL before and after, coverage.
+- `tfsent.metrics.plots`: the confusion-matrix and reliability-diagram PNGs.
 """

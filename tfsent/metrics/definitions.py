@@ -24,6 +24,14 @@ Classification (inputs are integer class ids `0 .. K-1`; `labels[k]` names class
 WA and UA are often swapped in the literature; in tfsent WA is always plain accuracy and UA is
 always macro recall.
 
+Confidence (inputs are probabilities `[N, K]`, rows summing to 1, and true class ids `[N]`):
+
+- **ECE, expected calibration error** (15 bins): the top probability (confidence) of each example
+  falls in one of 15 equal-width bins `(b/15, (b+1)/15]` (bin 0 also takes 0);
+  `ECE = sum_b (n_b / N) * |accuracy_b - mean confidence_b|` over non-empty bins (Guo et al. 2017).
+- **Brier score** (multi-class, Brier 1950): `mean_i sum_k (p_ik - [y_i = k])^2`, in `[0, 2]`.
+- **NLL**: `mean_i -ln p_i,y_i` (the probability clipped at 1e-12, so a confident mistake is finite).
+
 Regression (valence / arousal):
 
 - **RMSE** = `sqrt(mean((y - yhat)^2))`; **MAE** = `mean(|y - yhat|)`.
@@ -66,6 +74,9 @@ __all__ = [
     "pearson_r",
     "ccc",
     "regression_metrics",
+    "expected_calibration_error",
+    "brier_score",
+    "negative_log_likelihood",
 ]
 
 
@@ -326,3 +337,51 @@ def regression_metrics(y_true, y_pred) -> dict:
         "pearson_r": pearson_r(y_true, y_pred),
         "ccc": ccc(y_true, y_pred),
     }
+
+
+# === Confidence ===
+
+ECE_BINS = 15
+
+
+def _check_probabilities(probabilities, y_true):
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] == 0:
+        raise ValueError(f"probabilities must be [N, K] with N > 0; got shape {p.shape}.")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-4):
+        raise ValueError("probabilities must be finite, >= 0, and each row must sum to 1.")
+    y, _, _ = _check_class_ids(y_true, np.zeros(len(np.asarray(y_true)), np.int64), p.shape[1])
+    if y.shape[0] != p.shape[0]:
+        raise ValueError(f"{p.shape[0]} probability rows for {y.shape[0]} labels.")
+    return p, y
+
+
+def expected_calibration_error(probabilities, y_true, n_bins: int = ECE_BINS) -> float:
+    """ECE: `sum_b (n_b/N) |accuracy_b - confidence_b|` over `n_bins` equal-width confidence bins.
+
+    Example: confidences 0.9, 0.9 (one right, one wrong) and 0.6 (right), 3 bins: the 0.9 bin has
+    accuracy 0.5 (gap 0.4, weight 2/3), the 0.6 bin accuracy 1 (gap 0.4, weight 1/3): ECE = 0.4.
+    """
+    p, y = _check_probabilities(probabilities, y_true)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    # Bin b holds (b/n, (b+1)/n]; ceil puts an exact edge in the bin below it.
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        sel = bins == b
+        ece += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(ece)
+
+
+def brier_score(probabilities, y_true) -> float:
+    """Multi-class Brier score `mean_i sum_k (p_ik - onehot_ik)^2` (0 perfect, 2 worst)."""
+    p, y = _check_probabilities(probabilities, y_true)
+    onehot = np.eye(p.shape[1])[y]
+    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+def negative_log_likelihood(probabilities, y_true) -> float:
+    """Mean `-ln p(true class)`, probabilities clipped at 1e-12."""
+    p, y = _check_probabilities(probabilities, y_true)
+    return float(np.mean(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12))))

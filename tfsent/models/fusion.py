@@ -37,7 +37,7 @@ from tfsent.models.heads import (
     nn_classifier_head,
     recurrent_head,
 )
-from tfsent.models.layers import PackedConcatenate, SelectPosition
+from tfsent.models.layers import GatedSum, PackedConcatenate, SelectPosition
 from tfsent.models.stages import AUDIO_BACKBONE, TEXT_BACKBONE, load_backbone
 from tfsent.models.text_backbones import macaron_encoder, sentence_embedding, text_branch
 from tfsent.models.transformer import encoder_blocks
@@ -47,7 +47,8 @@ def _audio_text_inputs(feature_dim=None, shape=None):
     return {**inputs.audio_inputs(feature_dim, shape=shape), **inputs.text_inputs()}
 
 
-def late_fusion(branches, *, num_classes, aux_heads=False, modality_dropout=None):
+def late_fusion(branches, *, num_classes, aux_heads=False, modality_dropout=None, fusion="concat",
+                gate_units=None):
     """The shared fusion step of the multimodal models: `{modality: [B, D_m]}` → (the concatenated
     embedding `[B, ΣD_m]`, the auxiliary outputs).
 
@@ -59,6 +60,10 @@ def late_fusion(branches, *, num_classes, aux_heads=False, modality_dropout=None
             head could fit the training set from the faster one alone.
         modality_dropout: `{modality: rate}`: zero that modality's whole embedding for a random
             fraction of training examples (the head must then decide from the other one).
+        fusion: `concat` (the embeddings side by side) or `gated` (a gated multimodal unit: each
+            embedding → Dense(`gate_units`, tanh), mixed by per-example softmax weights computed from
+            all embeddings, so the head can lean on the voice when the words carry nothing).
+        gate_units: width of the gated projections (default: the widest embedding).
     """
     modality_dropout = modality_dropout or {}
     dropped = []
@@ -67,8 +72,24 @@ def late_fusion(branches, *, num_classes, aux_heads=False, modality_dropout=None
         if rate:
             x = layers.Dropout(rate, noise_shape=(None, 1), name=f"{modality}_modality_dropout")(x)
         dropped.append(x)
-    fused = layers.Concatenate(name="fusion")(dropped)
+    if fusion == "gated":
+        fused = _gated_fusion(dropped, list(branches), gate_units)
+    elif fusion == "concat":
+        fused = layers.Concatenate(name="fusion")(dropped)
+    else:
+        raise ValueError(f"fusion={fusion!r}: expected 'concat' or 'gated'")
     return fused, (modality_heads(branches, num_classes) if aux_heads else {})
+
+
+def _gated_fusion(embeddings, names, units=None):
+    """Gated multimodal unit (Arevalo et al., 2017) over any number of modalities: `Σ_m g_m · tanh(W_m x_m)`
+    with `g = softmax(W_g [x_1 ‖ … ‖ x_M])` per example."""
+    units = units or max(int(x.shape[-1]) for x in embeddings)
+    projected = [layers.Dense(units, activation="tanh", name=f"{m}_gate_projection")(x)
+                 for m, x in zip(names, embeddings)]
+    gates = layers.Dense(len(names), activation="softmax", name="fusion_gates")(
+        layers.Concatenate(name="gate_input")(embeddings))
+    return GatedSum(name="fusion")(projected, gates)
 
 
 @registry.register("demo_fusion", modality="multimodal", seed="design card",
@@ -76,11 +97,12 @@ def late_fusion(branches, *, num_classes, aux_heads=False, modality_dropout=None
                    "fusion head")
 def demo_fusion(*, num_classes, feature_dim, vocab_size, filters=96, num_layers=3, embedding_dim=96,
                 hidden=64, dropout=0.2, branch_dropout=0.1, modality_dropout=0.3,
-                audio_modality_dropout=None, text_modality_dropout=None, aux_heads=False):
+                audio_modality_dropout=None, text_modality_dropout=None, aux_heads=False, fusion="concat"):
     """Late fusion of the two branches. `modality_dropout` zeroes one whole branch's embedding for a
     random fraction of training examples, so the head learns to cope with a missing modality (the
     exported model accepts an empty text or zero-length audio); `audio_modality_dropout` /
-    `text_modality_dropout` set one modality's rate apart. `aux_heads`: see `late_fusion`."""
+    `text_modality_dropout` set one modality's rate apart. `aux_heads`, `fusion` (`concat` / `gated`, by
+    `--model_kwargs=fusion=gated`): see `late_fusion`."""
     audio = audio_branch(feature_dim=feature_dim, filters=filters, num_layers=num_layers,
                          dropout=branch_dropout)
     text = text_branch(vocab_size=vocab_size, embedding_dim=embedding_dim, filters=filters,
@@ -90,7 +112,8 @@ def demo_fusion(*, num_classes, feature_dim, vocab_size, filters=96, num_layers=
                 for modality, branch in (("audio", audio), ("text", text))}
     rates = {"audio": modality_dropout if audio_modality_dropout is None else audio_modality_dropout,
              "text": modality_dropout if text_modality_dropout is None else text_modality_dropout}
-    x, aux = late_fusion(branches, num_classes=num_classes, aux_heads=aux_heads, modality_dropout=rates)
+    x, aux = late_fusion(branches, num_classes=num_classes, aux_heads=aux_heads, modality_dropout=rates,
+                         fusion=fusion)
     logits = dense_head(x, num_classes=num_classes, hidden=hidden, dropout=dropout)
     return classifier(feed, logits, "demo_fusion", aux)
 
@@ -101,11 +124,12 @@ def demo_fusion(*, num_classes, feature_dim, vocab_size, filters=96, num_layers=
 def mfcc_fusion(*, num_classes, feature_dim=13, vocab_size=4096, sequence_length=64, audio_units=128,
                 text_hidden_dim=256, text_num_layers=2, text_num_heads=4, text_intermediate_dim=1024,
                 text_num_memory_kv=16, text_output_dim=1024, dropout=0.0, head_filters=128,
-                head_dropout=0.1, aux_heads=False, audio_modality_dropout=0.0, text_modality_dropout=0.0):
+                head_dropout=0.1, aux_heads=False, audio_modality_dropout=0.0, text_modality_dropout=0.0,
+                fusion="concat"):
     """MFCC means ‖ Macaron [CLS] fusion. Inputs `audio_features` `[B, T, n_mfcc]` + `audio_mask` (the
     per-clip mean over real frames is taken in the model) and `token_ids` + `padding_mask`. The text
     encoder's sizes are not given by the seed ("a small text encoder"); the defaults are ours.
-    `aux_heads`, `<modality>_modality_dropout`: see `late_fusion`."""
+    `aux_heads`, `<modality>_modality_dropout`, `fusion`: see `late_fusion`."""
     encoder = macaron_encoder(
         vocab_size=vocab_size, sequence_length=sequence_length, hidden_dim=text_hidden_dim,
         num_layers=text_num_layers, num_heads=text_num_heads, head_dim=text_hidden_dim // text_num_heads,
@@ -117,7 +141,8 @@ def mfcc_fusion(*, num_classes, feature_dim=13, vocab_size=4096, sequence_length
     text = SelectPosition(0, name="cls_token")(encoder({k: feed[k] for k in inputs.TEXT_INPUTS}))
     text = layers.Dense(text_output_dim, name="text_output_projection")(text)
     fused, aux = late_fusion({"audio": audio, "text": text}, num_classes=num_classes, aux_heads=aux_heads,
-                             modality_dropout={"audio": audio_modality_dropout, "text": text_modality_dropout})
+                             modality_dropout={"audio": audio_modality_dropout, "text": text_modality_dropout},
+                             fusion=fusion)
     logits = nn_classifier_head(fused, num_classes=num_classes, filters=head_filters, dropout=head_dropout)
     return classifier(feed, logits, "mfcc_fusion", aux)
 

@@ -250,6 +250,25 @@ class SoftmaxWeightedSum(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="tfsent")
+class GatedSum(layers.Layer):
+    """Per-example gated sum of M same-width embeddings: `([x_1 … x_M], gates [B, M])` → `Σ_m g_m · x_m`.
+
+    The gates are given (e.g. a softmax over modalities computed from the inputs), so the layer has no
+    weights; it is the mixing step of a gated multimodal unit.
+
+    Example:
+    >>> fused = GatedSum()([audio_h, text_h], gates)  # [B, D] each, gates [B, 2] -> [B, D]
+    """
+
+    def call(self, embeddings, gates):
+        stacked = ops.stack(embeddings, axis=1)
+        return ops.sum(stacked * ops.expand_dims(ops.cast(gates, stacked.dtype), -1), axis=1)
+
+    def compute_output_shape(self, embeddings_shape, gates_shape=None):
+        return tuple(embeddings_shape[0])
+
+
 # === Masking utilities ===
 
 

@@ -326,9 +326,9 @@ class EmotionTask:
             )
         return self._pipeline
 
-    def build_inputs(self, split, *, training, epoch=0, skip_batches=0, remove_modality=None):
+    def build_inputs(self, split, *, training, epoch=0, skip_batches=0, remove_modality=None, corruption=None):
         return self.pipeline().dataset(split, training=training, epoch=epoch, skip_batches=skip_batches,
-                                       remove_modality=remove_modality)
+                                       remove_modality=remove_modality, corruption=corruption)
 
     def split_frame(self, split):
         return self.pipeline().split_frame(split)
@@ -374,15 +374,17 @@ class EmotionTask:
 
         return predict_fn
 
-    def predict(self, predict_fn, split, log=None, log_every_seconds=10.0, remove_modality=None) -> dict:
+    def predict(self, predict_fn, split, log=None, log_every_seconds=10.0, remove_modality=None,
+                corruption=None) -> dict:
         """Outputs, labels and row indices for every example of `split` that could be read, in
         manifest order (no dropped remainder). With `log` (e.g. `print`), a progress line (batch and
         ETA) every `log_every_seconds`. `remove_modality` (`"audio"` / `"text"`, multimodal models):
-        every row without it, as the exported model sees a missing modality (`InputPipeline.dataset`)."""
+        every row without it, as the exported model sees a missing modality (`InputPipeline.dataset`).
+        `corruption` (`tfsent.data.corruptions.Corruption`): every row corrupted (robustness)."""
         outputs, labels, targets_va, indices, loss_terms = [], [], [], [], []
         total = math.ceil(self.pipeline().num_examples(split) / self.pipeline().config.batch_size)
         t0 = last = time.time()
-        dataset = self.build_inputs(split, training=False, remove_modality=remove_modality)
+        dataset = self.build_inputs(split, training=False, remove_modality=remove_modality, corruption=corruption)
         for batch, (inputs, targets) in enumerate(dataset, start=1):
             if log is not None and time.time() - last >= log_every_seconds:
                 last = time.time()

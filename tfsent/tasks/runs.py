@@ -60,7 +60,7 @@ class LoadedRun:
         return self.task.make_predict_fn(self.model) if self.kind == "keras" else self.model
 
 
-def load_run(model_dir, manifest=None, *, require_manifest=True, batch_size=32) -> LoadedRun:
+def load_run(model_dir, manifest=None, *, require_manifest=True, batch_size=32, **pipeline_overrides) -> LoadedRun:
     """Loads the run in `model_dir` (see `LoadedRun`).
 
     Args:
@@ -68,6 +68,7 @@ def load_run(model_dir, manifest=None, *, require_manifest=True, batch_size=32) 
         manifest: the manifest to read (default: the one the run trained on).
         require_manifest: fail when no manifest is found (evaluation); export only needs the model.
         batch_size: the evaluation pipeline's batch size.
+        pipeline_overrides: other `PipelineConfig` fields of a Keras run's pipeline (e.g. `cache_audio`).
     """
     run = RunDir(model_dir)
     run.require_trained()
@@ -93,7 +94,7 @@ def load_run(model_dir, manifest=None, *, require_manifest=True, batch_size=32) 
 
     registry.names()  # imports every model module so custom layers are registered
     model = keras.saving.load_model(run.keras_model_path, compile=False)
-    task = EmotionTask(config, frame, sidecar, batch_size=batch_size)
+    task = EmotionTask(config, frame, sidecar, batch_size=batch_size, **pipeline_overrides)
     task.use_model(model)
     return LoadedRun(run, config, task, model, manifest, class_mapping)
 

@@ -42,6 +42,7 @@ from tfsent.core.errors import UsageError
 from tfsent.core.files import json_default
 from tfsent.core.run_dir import TRAIN_SUMMARY_FILE, RunDir
 from tfsent.evaluation import ablation as ablation_lib
+from tfsent.metrics import calibration
 from tfsent.metrics.definitions import LOWER_IS_BETTER
 from tfsent.training import summaries
 from tfsent.training.distribution import strategy_name, worker_dir, worker_info
@@ -91,6 +92,7 @@ class TrainerConfig:
     valid_split: str = "valid"
     tensorboard_audio_examples: int = 0
     modality_ablation: bool = True
+    data_service: str | None = None
 
 
 class Trainer:
@@ -109,6 +111,7 @@ class Trainer:
         self.run_flags = run_flags or {}
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
+        self._started = int(time.time() * 1000)  # names this run's tf.data service jobs
         self.is_chief, self.task_id = worker_info(self.strategy)
         # Non-chief workers write their (required) checkpoint copies to a scratch dir.
         self.write_dir = worker_dir(self.strategy, config.model_dir)
@@ -234,7 +237,10 @@ class Trainer:
         """One (possibly resumed) epoch of training steps; returns (examples seen, seconds)."""
         c = self.config
         epoch, skip = int(state.epoch), int(state.step_in_epoch)
-        ds = self.task.build_inputs(c.train_split, training=True, epoch=epoch, skip_batches=skip)
+        if c.data_service:  # preprocessing on tf.data service workers (tfsent.data.service)
+            ds = self._service_inputs(epoch, skip)
+        else:
+            ds = self.task.build_inputs(c.train_split, training=True, epoch=epoch, skip_batches=skip)
         if c.steps_per_epoch:
             ds = ds.take(max(self.steps_per_epoch - skip, 0))
         if epoch == 0 and skip == 0 and c.tensorboard_audio_examples:
@@ -341,6 +347,7 @@ class Trainer:
             if ablation is not None:
                 summary["valid_modality_ablation"] = ablation
             run = RunDir(c.model_dir)
+            self._calibrate(run, valid_predictions)  # before model.keras: a finished classifier has one
             with files.atomic_path(run.keras_model_path) as tmp:
                 model.save(tmp)
             run.write_json(TRAIN_SUMMARY_FILE, summary)
@@ -354,6 +361,35 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer
         return summary
+
+    def _service_inputs(self, epoch, skip):
+        """The epoch's training batches from the tf.data service at `data_service` (one job per run and
+        epoch, shared by the workers of a multi-worker strategy; a resumed epoch skips on this side)."""
+        from tfsent.data import service
+
+        ds = self.task.build_inputs(self.config.train_split, training=True, epoch=epoch)
+        run = os.path.basename(os.path.abspath(self.config.model_dir))
+        # The workers of a multi-worker strategy must name the same job (they share its batches), so
+        # the name is deterministic there; alone, a start-time token keeps a rerun off a finished job.
+        token = "" if strategy_name(self.strategy) == "MultiWorkerMirroredStrategy" else f"-{self._started}"
+        job = f"tfsent-{run}-seed{self.config.seed}-epoch{epoch}{token}"
+        ds = service.distribute(ds, self.config.data_service, job_name=job)
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas > 1:
+            # Each worker flushes its own partial batches; one smaller than the replica count would leave
+            # a replica an empty batch (which conv layers refuse). Their few rows are dropped (and counted).
+            ds = ds.filter(lambda inputs, targets: tf.shape(targets["label"])[0] >= replicas)
+        return ds.skip(skip) if skip else ds
+
+    def _calibrate(self, run, valid_predictions):
+        """Temperature scaling fitted on the validation split (classifiers): `calibration.json`."""
+        if not self.task.is_classification or not len(valid_predictions["labels"]):
+            return
+        record = calibration.fit_temperature(valid_predictions["outputs"], valid_predictions["labels"])
+        record.update(split=self.config.valid_split, fitted_by="bin/train")
+        run.write_calibration(record)
+        self.log(f"temperature scaling on the {self.config.valid_split} split: T={record['temperature']:.3f}, "
+                 f"NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f} ({run.path}/calibration.json)")
 
     # === Steps ===
 
