@@ -244,12 +244,14 @@ def _task_config(entry, frame, sidecar, run, write_dir):
         aux_loss_weight=FLAGS.aux_loss_weight if entry.modality == "multimodal" else 0.0,
         modality_dropout=train_flags.modality_dropout(FLAGS.modality_dropout) if entry.modality == "multimodal"
         else {},
+        speaker_norm=FLAGS.speaker_norm,
     )
     if run.is_run():
-        old = {"aux_loss_weight": 0.0, "modality_dropout": {}, **run.read_config()}  # runs from before
+        old = {"aux_loss_weight": 0.0, "modality_dropout": {}, "speaker_norm": False,
+               **run.read_config()}  # runs from before
         new = config.to_dict()
         changed = [k for k in ("model", "model_kwargs", "task", "classes", "feature", "sequence_length",
-                               "aux_loss_weight", "modality_dropout")
+                               "aux_loss_weight", "modality_dropout", "speaker_norm")
                    if old.get(k) != new.get(k)]
         if changed:
             raise UsageError(

@@ -124,6 +124,10 @@ def _define_model_flags():
     _group(g, flags.DEFINE_list, "modality_dropout", [], "Multimodal models: audio=RATE,text=RATE: zero one "
            "modality's whole embedding for this fraction of training examples, per modality (overrides the "
            "model's own rate; single-modality models ignore it). Recorded in tfsent_config.json.")
+    _group(g, flags.DEFINE_boolean, "speaker_norm", False, "Standardise the spectral features of each "
+           "utterance with the statistics of its speaker's other utterances in the same split (the "
+           "manifest's speaker column; at evaluation the evaluated split's, as an enrolment set). "
+           "Recorded in tfsent_config.json; such a run does not export.")
     _group(g, flags.DEFINE_boolean, "list_models", False, "Print every registered model name and exit.")
 
 

@@ -42,6 +42,7 @@ from tfsent.audio.features import AudioFrontend, FeatureConfig
 from tfsent.core import inputs as names
 from tfsent.core.errors import UsageError
 from tfsent.corpus.manifest import confined_paths
+from tfsent.data import speaker_norm
 from tfsent.data.decoded import MemoryStore, SnapshotStore, pcm16_grid
 
 # Where time stretch and pitch shift run (`PipelineConfig.augment_domain`).
@@ -81,6 +82,9 @@ class PipelineConfig:
         balanced_sampling: draw training examples with equal probability per class.
         class_weights: per-class loss weights (multiplied into each example's `weight`), or None.
         bucket: bucket training batches by clip length so padding stays small.
+        speaker_norm: standardise each row's spectral features per bin with the statistics of its
+            speaker's other rows in the same split, mapped back onto the split's per-bin mean and std
+            (`tfsent.data.speaker_norm`; the `speaker` column).
 
     Example:
 
@@ -103,6 +107,7 @@ class PipelineConfig:
     balanced_sampling: bool = False
     class_weights: tuple | None = None
     bucket: bool = True
+    speaker_norm: bool = False
 
     @property
     def max_samples(self) -> int:
@@ -163,6 +168,9 @@ class InputPipeline:
             raise ValueError("the model takes text, but no text preprocessor was given")
         self._frontend = AudioFrontend(config.feature) if config.feature.kind != "waveform" else None
         config.feature_domain_augment  # noqa: B018 -- checks augment_domain against the features now
+        if config.speaker_norm and config.needs_audio and self._frontend is None:
+            raise UsageError("speaker_norm standardises spectral features; this model takes the waveform")
+        self._speaker_stats = {}  # split -> per-row (mean, std) of `speaker_norm`
         self._stores = {}  # split -> MemoryStore / SnapshotStore of its decoded clips
         # Traced once per pipeline, reused by every epoch's dataset: tracing the decode, augmentation
         # and feature graphs costs seconds of CPU, which a per-epoch `Dataset.map` of fresh lambdas
@@ -238,10 +246,15 @@ class InputPipeline:
         self._check_removal(remove_modality, training)
         rows = self.split_frame(split)
         tables = self._tables(rows)
+        if self.config.speaker_norm and self._frontend is not None and self.config.needs_audio:
+            tables["speaker_scale"], tables["speaker_shift"] = self._speaker_norm_stats(split, rows, tables)
         if training:
             order = self._epoch_order(tables["label"], epoch)
         else:
             order = np.arange(len(rows))
+        return self._build(split, tables, order, training, epoch, skip_batches, remove_modality, corruption)
+
+    def _build(self, split, tables, order, training, epoch, skip_batches=0, remove_modality=None, corruption=None):
         ds = self._examples(split, tables, order)
         epoch_t = tf.constant(epoch, tf.int32)
         ds = ds.map(
@@ -268,6 +281,27 @@ class InputPipeline:
         if training or not (self.config.needs_audio and self.config.needs_text):
             raise ValueError("remove_modality is for evaluating a model that takes audio and text "
                              f"(inputs {self.config.model_inputs}, training={training})")
+
+    def _speaker_norm_stats(self, split, rows, tables):
+        """Per-row `(scale, shift)` of `tfsent.data.speaker_norm.speaker_affine`, from one clean pass over
+        the split (centre crop, no augmentation), computed once per split."""
+        if split not in self._speaker_stats:
+            n = len(rows)
+            sums = squares = None
+            frames = np.zeros(n)
+            for inputs, targets in self._build(split, tables, np.arange(n), training=False, epoch=0):
+                feats = inputs[names.AUDIO_FEATURES].numpy().astype(np.float64)
+                mask = inputs[names.AUDIO_MASK].numpy().astype(np.float64)
+                mask = mask.reshape(mask.shape + (1,) * (feats.ndim - 2))
+                if sums is None:
+                    sums, squares = np.zeros((n,) + feats.shape[2:]), np.zeros((n,) + feats.shape[2:])
+                index = targets["index"].numpy()
+                sums[index] = (feats * mask).sum(1)
+                squares[index] = (np.square(feats) * mask).sum(1)
+                frames[index] = mask.reshape(mask.shape[:2]).sum(1)
+            speakers = rows["speaker"].tolist() if "speaker" in rows else [None] * n
+            self._speaker_stats[split] = speaker_norm.speaker_affine(speakers, sums, squares, frames)
+        return self._speaker_stats[split]
 
     def augmented_waveforms(self, split: str, count: int, epoch: int = 0):
         """The first `count` readable clips of `split` as training would see them, for TensorBoard.
@@ -443,6 +477,8 @@ class InputPipeline:
                     features, frame_mask = self._frontend(audio, lengths)
                 if remove_modality == "audio":  # a zero-length clip still gives one (silent) frame
                     frame_mask = tf.zeros_like(frame_mask)
+                if "speaker_scale" in batch:  # speaker_norm
+                    features = _speaker_affine(features, frame_mask, batch["speaker_scale"], batch["speaker_shift"])
                 aug = cfg.audio_augment
                 if training and aug is not None and (aug.freq_mask_prob > 0 or aug.time_mask_prob > 0):
                     seeds = _batch_seeds(cfg.seed + 104729, epoch, batch["index"])
@@ -500,6 +536,15 @@ def _crop(audio, max_samples, training, seed):
     else:
         start = excess // 2
     return audio[start : start + max_samples]
+
+
+def _speaker_affine(features, frame_mask, scale, shift):
+    """`features * scale + shift` on real frames (`scale`, `shift`: `[B, ...]` per row), padding left as is."""
+    scale, shift = tf.expand_dims(scale, 1), tf.expand_dims(shift, 1)
+    mask = tf.cast(frame_mask, tf.bool)
+    for _ in range(features.shape.rank - 2):
+        mask = tf.expand_dims(mask, -1)
+    return tf.where(mask, features * scale + shift, features)
 
 
 def _check_wav_only(split, paths):

@@ -379,6 +379,10 @@ def load_for_export(model_dir, manifest=None):
     if loaded.kind != "keras":
         raise UsageError(f"{model_dir}: {loaded.config.model!r} is a scikit-learn model; only Keras models "
                          f"export as SavedModels")
+    if getattr(loaded.config, "speaker_norm", False):
+        raise UsageError(f"{model_dir}: trained with --speaker_norm (features standardised with statistics of "
+                         f"each speaker's other utterances), which the SavedModel has no input for; "
+                         f"retrain without it to export")
     task = loaded.task
     text_preprocessor = task.text_preprocessor() if inputs_lib.takes_text(task.model_inputs) else None
     return loaded.config, loaded.model, text_preprocessor, task

@@ -66,6 +66,9 @@ class TaskConfig:
             (`--aux_loss_weight`; 0: no auxiliary heads). Single-modality models ignore it.
         modality_dropout: `{"audio": rate, "text": rate}` for a multimodal model
             (`--modality_dropout`; passed as its `<modality>_modality_dropout` arguments).
+        speaker_norm: spectral features standardised with the statistics of the speaker's other
+            utterances in the same split (`--speaker_norm`, `tfsent.data.speaker_norm`); the exported
+            SavedModel cannot do this, so such a run does not export.
 
     Example:
 
@@ -89,6 +92,7 @@ class TaskConfig:
     init_from: dict = dataclasses.field(default_factory=dict)
     aux_loss_weight: float = 0.0
     modality_dropout: dict = dataclasses.field(default_factory=dict)
+    speaker_norm: bool = False
 
     def __post_init__(self):
         if isinstance(self.feature, dict):
@@ -318,6 +322,7 @@ class EmotionTask:
                 feature=cfg.feature,
                 max_seconds=cfg.max_seconds,
                 model_inputs=self.model_inputs,
+                speaker_norm=cfg.speaker_norm,
                 **overrides,
             )
             self._pipeline = InputPipeline(
