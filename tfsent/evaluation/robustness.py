@@ -49,6 +49,7 @@ from tfsent.core import files
 from tfsent.core.errors import UsageError
 from tfsent.data.corruptions import Corruption, corpus_clips, mismatched_text
 from tfsent.evaluation import ablation as ablation_lib
+from tfsent.metrics.plots import figure_png
 from tfsent.tasks import load_run
 from tfsent.text import corrupt as text_corrupt
 
@@ -407,8 +408,6 @@ def _append_report(path, section):
 def severity_png(result) -> bytes:
     """The headline metric against severity, one panel per family with severities, plus a panel of
     the single conditions; the clean score as a dashed line in each."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -440,11 +439,7 @@ def severity_png(result) -> bytes:
         if metric in CLASSIFICATION_KEYS:
             ax.set_ylim(0, 1.05)
     fig.suptitle(f"{result['model']} — {result['split']} split, seed {result['seed']}", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def summary_lines(result) -> list:

@@ -10,7 +10,7 @@ files.write_bytes("call.png", png)
 
 from __future__ import annotations
 
-import io
+from tfsent.metrics.plots import figure_png
 
 
 def timeline_png(result, title="") -> bytes:
@@ -40,8 +40,4 @@ def timeline_png(result, title="") -> bytes:
     ax.legend(loc="upper right", fontsize="small", ncol=4)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)

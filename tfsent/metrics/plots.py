@@ -15,6 +15,17 @@ import io
 import numpy as np
 
 
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (laid out tightly); the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def confusion_matrix_png(matrix, labels, title="") -> bytes:
     """A confusion matrix (rows true, columns predicted) as PNG bytes."""
     import matplotlib
@@ -36,11 +47,7 @@ def confusion_matrix_png(matrix, labels, title="") -> bytes:
         for j in range(matrix.shape[1]):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
                     color="white" if matrix[i, j] > vmax / 2 else "black")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def reliability_diagram_png(probabilities_by_name, labels, n_bins=15, title="") -> bytes:
@@ -68,8 +75,4 @@ def reliability_diagram_png(probabilities_by_name, labels, n_bins=15, title="") 
     ax.legend(loc="upper left")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
