@@ -13,7 +13,7 @@ Layout of `MODEL_DIR/`:
 | `calibration.json` | train (Keras classifiers), `bin/evaluate --calibrate` | temperature `T` fitted on the validation split (NLL before / after); absent in older runs: `T = 1` |
 | `valid_predictions.csv` | train (scikit-learn) | validation-split probabilities (`utt_id, label, prediction, prob_<c>...`) |
 | `checkpoints/`, `best/`, `logs/` | train (Keras) | checkpoints, the best checkpoint, TensorBoard |
-| `eval/` (test) or `eval_<split>/` | evaluate | `metrics.json`, `predictions.csv`, `report.md`, PNGs |
+| `eval/` (test) or `eval_<split>/` | evaluate | `metrics.json`, `predictions.csv`, `report.md`, PNGs (confusion matrix, reliability diagram); with `--robustness`, `robustness.json` + `robustness.png` |
 | `eval_on_<corpus>_<split>/` | crossval `--eval_manifest` | the same, scored on another corpus |
 
 Example:
