@@ -17,6 +17,10 @@ Measures, on the same demo-corpus clips (48 kHz AI Hub layout, so resampling is 
 - peak resident memory of the pipeline after a full epoch of 1x and 10x the corpus (a subprocess each;
   10x repeats the manifest rows, same files), live and with the on-disk cache (`snapshot_dir`).
 
+(b), (c) and (d) read their epochs as `bin/train` does: from the pipeline's epoch stream (one
+iterator for all epochs, `tfsent.data.epoch_stream`); one more line gives (d) with a dataset built
+for each epoch (what the stream saves: instantiating the pipeline's functions per epoch).
+
 Each figure is the median of `--repeats` runs, interleaved so that they share the machine's load.
 CPU seconds per clip (all threads of the process) are printed next to the wall-clock rates: on a
 shared machine they are the steadier figure (`cpu_ratio`: librosa's CPU per clip / (b)'s). The last
@@ -55,6 +59,7 @@ AUGMENT = dict(amp_noise_prob=1.0, stretch_prob=1.0, stretch_rate=(0.8, 0.8),
                pitch_prob=1.0, pitch_semitones=(0.7, 0.7))
 MODEL_INPUTS = ("audio_features", "audio_mask")
 BATCH = 32
+EPOCHS_PER_RUN = 3  # consecutive epochs per timed pipeline run
 
 
 def log(*args):
@@ -170,11 +175,16 @@ def make_pipeline(frame, sidecar, augment, **options):
     return InputPipeline(frame, sidecar, config)
 
 
-def run_epoch(pipeline, epoch):
-    """Iterates one training epoch; returns (clips, wall s, CPU s)."""
+def run_epoch(pipeline, epoch, per_epoch_dataset=False):
+    """Iterates one training epoch as `bin/train` does (from the pipeline's epoch stream, one
+    iterator for all epochs), or from a dataset built for the epoch; returns (clips, wall s, CPU s)."""
     start, cpu = time.perf_counter(), time.process_time()
     clips = 0
-    for inputs, _ in pipeline.dataset("train", training=True, epoch=epoch):
+    if per_epoch_dataset:
+        ds = pipeline.dataset("train", training=True, epoch=epoch)
+    else:
+        ds = pipeline.epoch_stream("train").dataset(epoch)
+    for inputs, _ in ds:
         clips += int(inputs["audio_mask"].shape[0])
     return clips, time.perf_counter() - start, time.process_time() - cpu
 
@@ -207,23 +217,29 @@ def train_comparison(pipeline, epochs):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    results = []
-    for epoch in epochs:
-        ds = pipeline.dataset("train", training=True, epoch=epoch)
+    stream = pipeline.epoch_stream("train")
+    for inputs, targets in stream.dataset(epochs[0] - 1):  # untimed: starts the stream, traces the step
+        train_step(inputs, targets)
+    live, kept = [], []
+    for epoch in epochs:  # consecutive epochs, as in bin/train
         batches = []
         start = time.perf_counter()
-        for inputs, targets in ds:
+        for inputs, targets in stream.dataset(epoch):
             loss = train_step(inputs, targets)
             batches.append((inputs, targets))
         float(loss)  # wait for the last step
-        live = len(batches) / (time.perf_counter() - start)
+        live.append(len(batches) / (time.perf_counter() - start))
+        kept.append(batches)
+    stream.close()  # no pipeline work in the background while the cached steps are timed
+    results = []
+    for epoch, rate, batches in zip(epochs, live, kept):
         start = time.perf_counter()
         for inputs, targets in batches:
             loss = train_step(inputs, targets)
         float(loss)
         cached = len(batches) / (time.perf_counter() - start)
-        results.append((live, cached))
-        log(f"  train epoch {epoch}: {len(batches)} steps, live {live:.2f} steps/s, cached {cached:.2f} steps/s"
+        results.append((rate, cached))
+        log(f"  train epoch {epoch}: {len(batches)} steps, live {rate:.2f} steps/s, cached {cached:.2f} steps/s"
             f"  [load {load_average()}]")
     return results
 
@@ -343,6 +359,7 @@ def main(argv=None):
     librosa_loop(paths_a[:2])
     for name, pipe in pipes.items():
         clips, wall, _ = run_epoch(pipe, epoch=0)
+        pipe.epoch_stream("train").close()
         log(f"warm-up ({name}): {clips} clips in {wall:.1f} s")
 
     rates, cpu = timed_runs(paths_a, pipes, args.repeats)
@@ -352,6 +369,10 @@ def main(argv=None):
               "c": "(c) tfsent pipeline, no augmentation", "d": "(d) (b) from the decoded-audio cache"}
     for k in "abcd":
         log(f"{labels[k]:40s} {median(rates[k]):8.1f} clips/s   {1000 * median(cpu[k]):7.1f} CPU ms/clip")
+    per_epoch = [run_epoch(pipes["d"], epoch=100 + r, per_epoch_dataset=True) for r in range(args.repeats)]
+    log(f"(d) with a dataset built per epoch (before the epoch stream): "
+        f"{median([n / w for n, w, _ in per_epoch]):.1f} clips/s, "
+        f"{1000 * median([c / n for n, _, c in per_epoch]):.1f} CPU ms/clip")
     log(f"b/a = {b / a:.2f} (target >= 10)   CPU-time b/a = {cpu_ratio:.2f} (target >= 10)   "
         f"b/c = {b / c:.2f} (target >= 0.6)   d/a = {d / a:.2f} (target >= 30)")
 
@@ -360,7 +381,7 @@ def main(argv=None):
 
     live_vs_cached = float("nan")
     if not args.skip_train:
-        results = train_comparison(pipe_b, epochs=range(1 + args.repeats, 1 + 2 * args.repeats))
+        results = train_comparison(pipe_b, epochs=list(range(1000, 1000 + args.repeats)))
         live = median([x for x, _ in results])
         cached = median([y for _, y in results])
         live_vs_cached = live / cached
@@ -375,8 +396,13 @@ def main(argv=None):
         f"cached_vs_librosa={d / a:.2f} live_vs_cached={live_vs_cached:.2f} clips_per_s={b:.1f}")
 
 
-def timed_runs(paths_a, pipes, repeats):
-    """`repeats` interleaved runs of the librosa loop and each pipeline: {name: [clips/s]}, {name: [CPU s/clip]}."""
+def timed_runs(paths_a, pipes, repeats, epochs_per_run=EPOCHS_PER_RUN):
+    """`repeats` interleaved runs of the librosa loop and each pipeline: {name: [clips/s]}, {name: [CPU s/clip]}.
+
+    A pipeline's run is `epochs_per_run` consecutive training epochs from its epoch stream, after one
+    untimed epoch that starts the stream (once per training run in `bin/train`); the stream is
+    closed after the run, so it does not work ahead while the next figure is timed.
+    """
     rates = {k: [] for k in ["a", *pipes]}
     cpu = {k: [] for k in ["a", *pipes]}
     for r in range(repeats):
@@ -384,9 +410,13 @@ def timed_runs(paths_a, pipes, repeats):
         rates["a"].append(len(paths_a) / wall)
         cpu["a"].append(cpu_s / len(paths_a))
         for name, pipe in pipes.items():
-            clips, wall, cpu_s = run_epoch(pipe, epoch=1 + r)
-            rates[name].append(clips / wall)
-            cpu[name].append(cpu_s / clips)
+            first = 1 + r * (1 + epochs_per_run)
+            run_epoch(pipe, epoch=first)
+            runs = [run_epoch(pipe, epoch=first + 1 + k) for k in range(epochs_per_run)]
+            pipe.epoch_stream("train").close()
+            clips = sum(n for n, _, _ in runs)
+            rates[name].append(clips / sum(w for _, w, _ in runs))
+            cpu[name].append(sum(c for _, _, c in runs) / clips)
         log(f"  run {r + 1}: " + "  ".join(f"{k} {rates[k][-1]:.1f}" for k in rates) +
             f" clips/s  [load {load_average()}]")
     return rates, cpu

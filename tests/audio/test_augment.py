@@ -205,3 +205,22 @@ def test_config_validation():
         AudioAugmentConfig(gain_db=(6.0, -6.0))
     with pytest.raises(ValueError, match="mask_value"):
         AudioAugmentConfig(mask_value="median")
+
+
+def test_gaussian_noise_is_white_unit_gaussian_and_seeded():
+    from tfsent.audio.augment import NOISE_TABLE_SIZE, gaussian_noise
+
+    a = gaussian_noise(48000, tf.constant([1, 2])).numpy()
+    assert a.shape == (48000,) and a.dtype == np.float32
+    assert abs(a.mean()) < 0.02 and abs(a.std() - 1.0) < 0.02
+    assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.02  # white: neighbours uncorrelated
+    np.testing.assert_array_equal(a, gaussian_noise(48000, tf.constant([1, 2])).numpy())
+    b = gaussian_noise(48000, tf.constant([1, 3])).numpy()
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.05  # another seed, another stretch of the table
+    # Longer than the table: it wraps around (repeats), every sample still N(0, 1).
+    long = gaussian_noise(NOISE_TABLE_SIZE + 1000, tf.constant([4, 5])).numpy()
+    np.testing.assert_array_equal(long[:1000], long[NOISE_TABLE_SIZE:])
+    # Inside tf.data, per element, as the pipeline draws it.
+    ds = tf.data.Dataset.range(3).map(lambda i: gaussian_noise(100, tf.stack([tf.cast(i, tf.int32), 2])))
+    first = next(iter(ds)).numpy()
+    np.testing.assert_array_equal(first, gaussian_noise(100, tf.constant([0, 2])).numpy())

@@ -235,3 +235,21 @@ def test_keras_model_with_frontend_survives_saved_model(tmp_path, signals):
     ops = _graph_op_types(loaded.signatures["serve"])
     assert "Rfft" in ops or "RFFT" in ops
     assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+
+
+def test_power_to_db_ref_max_clamps_at_top_db_below_each_examples_peak():
+    """With `ref="max"` the clamp is `-top_db` (the peak after subtracting the reference is 0): equal,
+    bit for bit, to clamping at the peak measured over real frames, also for an example without any."""
+    from tfsent.audio.features import power_to_db
+
+    power = tf.random.stateless_uniform([3, 50, 16], [3, 4], 0, 1) ** 8  # a wide dynamic range
+    mask = tf.constant(np.stack([np.arange(50) < n for n in (50, 17, 0)]).astype(np.int32))
+    got = power_to_db(power, mask, "max", 80.0).numpy()
+    log_spec = 10.0 * tf.math.log(tf.maximum(power, 1e-10)) / np.log(10.0)
+    valid = tf.cast(mask, tf.bool)[:, :, None]
+    ref = tf.reduce_max(tf.where(valid, log_spec, -np.inf), axis=[1, 2], keepdims=True)
+    log_spec = log_spec - tf.where(tf.math.is_finite(ref), ref, 0.0)
+    peak = tf.reduce_max(tf.where(valid, log_spec, -np.inf), axis=[1, 2], keepdims=True)
+    expected = tf.maximum(log_spec, tf.where(tf.math.is_finite(peak), peak, 0.0) - 80.0).numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert (got[0] == -80.0).any() and got[0].max() == 0.0  # the clamp and the reference both act

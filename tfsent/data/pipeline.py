@@ -44,6 +44,7 @@ from tfsent.core.errors import UsageError
 from tfsent.corpus.manifest import confined_paths
 from tfsent.data import speaker_norm
 from tfsent.data.decoded import MemoryStore, SnapshotStore, pcm16_grid
+from tfsent.data.epoch_stream import EpochStream
 
 # Where time stretch and pitch shift run (`PipelineConfig.augment_domain`).
 AUGMENT_DOMAINS = ("auto", "feature", "waveform")
@@ -172,6 +173,7 @@ class InputPipeline:
             raise UsageError("speaker_norm standardises spectral features; this model takes the waveform")
         self._speaker_stats = {}  # split -> per-row (mean, std) of `speaker_norm`
         self._stores = {}  # split -> MemoryStore / SnapshotStore of its decoded clips
+        self._epoch_streams = {}  # split -> EpochStream of its training epochs
         # Traced once per pipeline, reused by every epoch's dataset: tracing the decode, augmentation
         # and feature graphs costs seconds of CPU, which a per-epoch `Dataset.map` of fresh lambdas
         # paid again every epoch. The epoch enters as a tensor; `training` (a Python bool) keys the
@@ -244,34 +246,60 @@ class InputPipeline:
         one a previous run left) before returning.
         """
         self._check_removal(remove_modality, training)
+        tables = self._split_tables(split)
+        if training:
+            order = self._epoch_order(tables["label"], epoch)
+        else:
+            order = np.arange(len(tables["index"]))
+        return self._build(split, tables, order, training, epoch, skip_batches, remove_modality, corruption)
+
+    def epoch_stream(self, split: str):
+        """`split`'s training epochs from one long-lived iterator (`tfsent.data.epoch_stream`).
+
+        `epoch_stream(split).dataset(epoch, skip_batches)` gives the batches of
+        `dataset(split, training=True, epoch=epoch, skip_batches=skip_batches)` without building and
+        instantiating a pipeline per epoch, and the next epoch is prepared while the caller
+        validates. Local pipelines only (it feeds the epoch orders from Python).
+        """
+        if split not in self._epoch_streams:
+            tables = self._split_tables(split)
+
+            def epoch_batches(epoch, order):
+                return self._batches(split, tables, order, True, epoch)
+
+            def finish(batch, epoch):
+                return self._per_batch_fn(batch, True, epoch, None)
+
+            self._epoch_streams[split] = EpochStream(
+                lambda epoch: self._epoch_order(tables["label"], epoch), epoch_batches, finish, _options())
+        return self._epoch_streams[split]
+
+    def _split_tables(self, split):
         rows = self.split_frame(split)
         tables = self._tables(rows)
         if self.config.speaker_norm and self._frontend is not None and self.config.needs_audio:
             tables["speaker_scale"], tables["speaker_shift"] = self._speaker_norm_stats(split, rows, tables)
-        if training:
-            order = self._epoch_order(tables["label"], epoch)
-        else:
-            order = np.arange(len(rows))
-        return self._build(split, tables, order, training, epoch, skip_batches, remove_modality, corruption)
+        return tables
 
-    def _build(self, split, tables, order, training, epoch, skip_batches=0, remove_modality=None, corruption=None):
+    def _batches(self, split, tables, order, training, epoch, corruption=None):
+        """Rows `order` of the split, loaded, augmented per example and batched (before `_per_batch`)."""
         ds = self._examples(split, tables, order)
-        epoch_t = tf.constant(epoch, tf.int32)
         ds = ds.map(
-            lambda ex: self._per_example_fn(ex, training, epoch_t, corruption),
+            lambda ex: self._per_example_fn(ex, training, epoch, corruption),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        ds = self._batch(ds, training)
+        return self._batch(ds, training)
+
+    def _build(self, split, tables, order, training, epoch, skip_batches=0, remove_modality=None, corruption=None):
+        epoch_t = tf.constant(epoch, tf.int32)
+        ds = self._batches(split, tables, order, training, epoch_t, corruption)
         ds = ds.map(
             lambda ex: self._per_batch_fn(ex, training, epoch_t, remove_modality),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         if skip_batches:
             ds = ds.skip(skip_batches)
-        options = tf.data.Options()
-        options.deterministic = True
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+        return ds.with_options(_options()).prefetch(tf.data.AUTOTUNE)
 
     def _check_removal(self, remove_modality, training):
         if remove_modality is None:
@@ -354,7 +382,10 @@ class InputPipeline:
     def _examples(self, split, tables, order):
         """Rows `order` of the split with their decoded `audio` (when the model takes audio) and `ok`;
         unreadable rows dropped."""
-        ds = tf.data.Dataset.from_tensor_slices({k: v[order] for k, v in tables.items()})
+        if isinstance(order, np.ndarray):
+            ds = tf.data.Dataset.from_tensor_slices({k: v[order] for k, v in tables.items()})
+        else:  # a tensor (EpochStream)
+            ds = tf.data.Dataset.from_tensor_slices({k: tf.gather(v, order) for k, v in tables.items()})
         if not self.config.needs_audio:
             return ds.map(self._load_fn)
         store = self._store(split, tables)
@@ -371,18 +402,23 @@ class InputPipeline:
         if not (cfg.cache_audio or cfg.snapshot_dir):
             return None
         if split not in self._stores:
-            def decode(ds):
-                return ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
-
-            if cfg.snapshot_dir:
-                self._stores[split] = SnapshotStore.open_or_build(
-                    os.path.join(cfg.snapshot_dir, str(split)), tables["path"], tables["utt_id"], decode,
-                    cfg.feature.sample_rate,
-                )
-            else:
-                rows = {k: tables[k] for k in ("index", "path", "utt_id")}
-                self._stores[split] = MemoryStore(decode(tf.data.Dataset.from_tensor_slices(rows)))
+            with tf.init_scope():  # eager, also when first asked for inside a dataset function (EpochStream)
+                self._stores[split] = self._new_store(split, tables)
         return self._stores[split]
+
+    def _new_store(self, split, tables):
+        cfg = self.config
+
+        def decode(ds):
+            return ds.map(self._load_fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+        if cfg.snapshot_dir:
+            return SnapshotStore.open_or_build(
+                os.path.join(cfg.snapshot_dir, str(split)), tables["path"], tables["utt_id"], decode,
+                cfg.feature.sample_rate,
+            )
+        rows = {k: tables[k] for k in ("index", "path", "utt_id")}
+        return MemoryStore(decode(tf.data.Dataset.from_tensor_slices(rows)))
 
     # --- per example ----------------------------------------------------------------------------
 
@@ -517,6 +553,13 @@ class InputPipeline:
 
 
 # === helpers ===
+
+
+def _options():
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
 
 
 def pd_float(rows, column):

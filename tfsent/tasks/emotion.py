@@ -335,6 +335,11 @@ class EmotionTask:
         return self.pipeline().dataset(split, training=training, epoch=epoch, skip_batches=skip_batches,
                                        remove_modality=remove_modality, corruption=corruption)
 
+    def epoch_stream(self, split):
+        """`split`'s training epochs from one long-lived iterator: `.dataset(epoch, skip_batches)` gives
+        `build_inputs(split, training=True, epoch=epoch, skip_batches=skip_batches)`'s batches."""
+        return self.pipeline().epoch_stream(split)
+
     def split_frame(self, split):
         return self.pipeline().split_frame(split)
 

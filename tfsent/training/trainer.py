@@ -239,6 +239,8 @@ class Trainer:
         epoch, skip = int(state.epoch), int(state.step_in_epoch)
         if c.data_service:  # preprocessing on tf.data service workers (tfsent.data.service)
             ds = self._service_inputs(epoch, skip)
+        elif self._streams_epochs():  # one iterator for all epochs (tfsent.data.epoch_stream)
+            ds = self.task.epoch_stream(c.train_split).dataset(epoch, skip)
         else:
             ds = self.task.build_inputs(c.train_split, training=True, epoch=epoch, skip_batches=skip)
         if c.steps_per_epoch:
@@ -262,6 +264,13 @@ class Trainer:
                      f"examples; {self.n_train - window.examples} were skipped (unreadable audio, ids "
                      f"logged above)")
         return window.examples, time.time() - window.t0
+
+    def _streams_epochs(self):
+        """Whether training epochs come from one long-lived iterator: not with `--steps_per_epoch` (the
+        stream prepares whole epochs) nor under multi_worker (auto-sharding serializes the dataset,
+        which the stream's Python epoch orders prevent)."""
+        return (not self.config.steps_per_epoch and hasattr(self.task, "epoch_stream")
+                and strategy_name(self.strategy) != "MultiWorkerMirroredStrategy")
 
     def _log_progress(self, window, step, epoch, optimizer, writers):
         c = self.config
