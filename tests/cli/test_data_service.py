@@ -99,6 +99,97 @@ def test_training_survives_a_worker_killed_mid_epoch(tiny_corpus, tmp_path):
                 p.kill()
 
 
+@pytest.mark.timeout(600)
+def test_multi_worker_training_shares_one_service_job(tiny_corpus, tmp_path):
+    """Two `--strategy=multi_worker` processes read one job from the service (each gets part of every
+    epoch, nothing twice): both finish, hold the same weights and saw the whole split each epoch."""
+    import json
+    import re
+
+    with service_cluster(tmp_path) as port:
+        cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
+        trainers, logs = [], []
+        try:
+            for index in range(2):
+                log = tmp_path / f"train_{index}.log"
+                tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+                with open(log, "w", encoding="utf-8") as out:
+                    trainers.append(subprocess.Popen(
+                        [sys.executable, "-m", "tfsent.cli.train", "--flagfile=configs/demo.flags",
+                         "--model=conv1d_mel", f"--manifest={tiny_corpus['manifest']}",
+                         f"--model_dir={tmp_path / 'run'}", "--epochs=2", "--batch_size=4", "--log_every_steps=1",
+                         "--early_stopping_patience=0", "--strategy=multi_worker",
+                         f"--data_service=grpc://127.0.0.1:{port}"],
+                        cwd=REPO, env=dict(ENV, TF_CONFIG=tf_config), stdout=out, stderr=subprocess.STDOUT,
+                        text=True))
+                logs.append(log)
+            for t, log in zip(trainers, logs):
+                try:
+                    t.wait(timeout=420)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError("multi-worker training through the service stalled:\n"
+                                         + open(log, encoding="utf-8").read()[-4000:]) from None
+        finally:
+            for t in trainers:  # never leave a worker hanging in a collective
+                if t.poll() is None:
+                    t.kill()
+        outputs = [open(log, encoding="utf-8").read() for log in logs]
+        for index, (t, out) in enumerate(zip(trainers, outputs)):
+            assert t.returncode == 0, f"trainer {index}:\n{out[-4000:]}"
+        assert "MultiWorkerMirroredStrategy: 2 replica(s)" in outputs[0]
+        prints = [re.search(r"final weights fingerprint (\w+)", out).group(1) for out in outputs]
+        assert prints[0] == prints[1]
+        # Every epoch covered the training split (the trainer warns when examples were missing).
+        assert "training examples;" not in outputs[0], outputs[0][-4000:]
+        summary = json.load(open(tmp_path / "run" / "train_summary.json", encoding="utf-8"))
+        assert len(summary["history"]) == 2
+
+
+@pytest.mark.timeout(400)
+def test_mirrored_training_through_the_service(tiny_corpus, tmp_path):
+    """`--strategy=mirrored` on two logical CPUs reads its batches from the service; every epoch covers
+    the training split (a batch smaller than the replica count leaves a replica empty: it skips the model)."""
+    with service_cluster(tmp_path) as port:
+        log = tmp_path / "train.log"
+        train = start(log, "--flagfile=configs/demo.flags", "--model=conv1d_mel", f"--manifest={tiny_corpus['manifest']}",
+                      f"--model_dir={tmp_path / 'run'}", "--epochs=2", "--batch_size=3", "--early_stopping_patience=0",
+                      "--strategy=mirrored", "--cpu_devices=2", f"--data_service=grpc://127.0.0.1:{port}",
+                      module="tfsent.cli.train")
+        try:
+            train.wait(timeout=300)
+        finally:
+            if train.poll() is None:
+                train.kill()
+        out = open(log, encoding="utf-8").read()
+        assert train.returncode == 0, out[-4000:]
+        assert "MirroredStrategy: 2 replica(s)" in out and "epoch 2/2" in out
+        assert "training examples;" not in out, out[-4000:]
+
+
+class service_cluster:
+    """A dispatcher and two workers (`bin/data_service` subprocesses) on 127.0.0.1; yields the port."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path, self.procs = tmp_path, []
+
+    def __enter__(self):
+        port = free_port()
+        self.procs.append(start(self.tmp_path / "dispatcher.log", "dispatcher", f"--port={port}"))
+        wait_for(self.procs[0], self.tmp_path / "dispatcher.log", "dispatcher on")
+        self.procs += [worker(self.tmp_path, f"worker_{i}", port, free_port()) for i in range(2)]
+        return port
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def test_data_service_usage_errors():
     proc = subprocess.run([sys.executable, "-m", "tfsent.cli.data_service", "worker", "--port=5"], cwd=REPO,
                           env=ENV, capture_output=True, text=True, timeout=120)

@@ -383,11 +383,8 @@ class Trainer:
         token = "" if strategy_name(self.strategy) == "MultiWorkerMirroredStrategy" else f"-{self._started}"
         job = f"tfsent-{run}-seed{self.config.seed}-epoch{epoch}{token}"
         ds = service.distribute(ds, self.config.data_service, job_name=job)
-        replicas = self.strategy.num_replicas_in_sync
-        if replicas > 1:
-            # Each worker flushes its own partial batches; one smaller than the replica count would leave
-            # a replica an empty batch (which conv layers refuse). Their few rows are dropped (and counted).
-            ds = ds.filter(lambda inputs, targets: tf.shape(targets["label"])[0] >= replicas)
+        # Each service worker flushes its own partial batches, and the epoch splits unevenly over the
+        # readers of a multi-worker strategy: replicas left without rows skip the model (`_unless_empty`).
         return ds.skip(skip) if skip else ds
 
     def _calibrate(self, run, valid_predictions):
@@ -432,7 +429,11 @@ class Trainer:
             ctx = tf.distribute.get_replica_context()
             local_count = tf.cast(tf.shape(targets["label"])[0], tf.float32)
             global_count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_count)
-            loss, grads = loss_and_grads(inputs, targets, global_count)
+            if strategy.num_replicas_in_sync > 1:
+                loss, grads = _unless_empty(local_count, lambda: loss_and_grads(inputs, targets, global_count),
+                                            model.trainable_variables)
+            else:
+                loss, grads = loss_and_grads(inputs, targets, global_count)
             if mixed16:
                 # LossScaleOptimizer skips non-finite steps itself (and lowers the scale).
                 bad = tf.constant(0.0)
@@ -493,6 +494,48 @@ class Trainer:
                 f"--model_dir={self.config.model_dir}: cannot save the checkpoint of step {step} in "
                 f"{manager.directory} ({_one_line(e)}); last good checkpoint: "
                 f"{manager.latest_checkpoint or 'none'}") from None
+
+
+def _unless_empty(count, loss_and_grads, variables):
+    """`loss_and_grads()`, or a zero loss and zero gradients when this replica's batch is empty.
+
+    Replicas get empty batches at the end of an uneven epoch: a multi-worker strategy feeds a worker
+    whose data ran out empty batches until every worker's has (tf.data service workers split an epoch
+    unevenly), and a batch smaller than the replica count leaves some replicas none. The model is not
+    run on them (a convolution over zero frames fails); they still take part in the gradient all-reduce.
+    The gradients keep their kinds (None, dense, IndexedSlices), so the optimizer update is unchanged.
+    """
+    kinds = []  # per variable: None, "dense" or the IndexedSlices' (values, indices, dense_shape) dtypes
+
+    def run():
+        loss, grads = loss_and_grads()
+        kinds[:] = [None if g is None else
+                    (g.values.dtype, g.indices.dtype, g.dense_shape.dtype) if isinstance(g, tf.IndexedSlices) else
+                    "dense" for g in grads]
+        return loss, [g for g in grads if g is not None]
+
+    def skip():
+        zeros = []
+        for v, kind in zip(variables, kinds):
+            shape = list(v.shape)
+            if kind == "dense":
+                zeros.append(tf.zeros(shape, v.dtype))
+            elif kind is not None:
+                values, indices, dense_shape = kind
+                zeros.append(tf.IndexedSlices(tf.zeros([0, *shape[1:]], values), tf.zeros([0], indices),
+                                              tf.constant(shape, dense_shape)))
+        return tf.zeros([], loss_dtype[0]), zeros
+
+    loss_dtype = []
+
+    def run_and_note():
+        loss, present = run()
+        loss_dtype[:] = [loss.dtype]
+        return loss, present
+
+    loss, present = tf.cond(count > 0, run_and_note, skip)
+    present = iter(present)
+    return loss, [None if kind is None else next(present) for kind in kinds]
 
 
 class _LoopState:
