@@ -17,8 +17,8 @@ time shift (zero fill) -> gain -> background noise at an SNR -> Gaussian noise
 at an SNR -> seed-001 noise `x + 0.005 * U(0,1) * max|x| * N(0, 1)`.
 
 The two Gaussian noises read their N(0, 1) samples from a fixed table at a seeded offset
-(`gaussian_noise`) instead of drawing each sample: ~0.14 ms less CPU per 2.4 s clip inside
-`Dataset.map` (a sixth of the per-example work of `bench/pipeline`'s cached pipeline).
+(`gaussian_noise`) instead of drawing each sample: ~0.33 ms less CPU per 2.4 s clip inside
+`Dataset.map` (what was a fifth of `bench/pipeline`'s cached pipeline).
 """
 
 import dataclasses
@@ -213,11 +213,15 @@ def gaussian_noise(n, seed):
 
     Each example's noise is a stretch of one white Gaussian sequence starting at a uniformly drawn
     position (wrapping around), so within a clip it is white Gaussian noise, and a seed replays it;
-    two clips' noises can overlap in parts (harmless for augmentation). One gather instead of one
+    two clips' noises can overlap in parts (harmless for augmentation). A copy instead of one
     Philox + Box-Muller draw per sample.
     """
     start = tf.random.stateless_uniform([], tf.cast(seed, tf.int32), 0, NOISE_TABLE_SIZE, dtype=tf.int32)
-    return tf.gather(tf.constant(_noise_table()), tf.math.floormod(start + tf.range(n), NOISE_TABLE_SIZE))
+    # Sample i is table[(start + i) % size]: one slice of the table laid twice end to end (a copy; a
+    # gather of the same samples costs twice the CPU), tiled when the clip is longer than the table.
+    twice = tf.constant(np.concatenate([_noise_table(), _noise_table()]))
+    piece = tf.slice(twice, [start], [tf.minimum(n, NOISE_TABLE_SIZE)])
+    return tf.tile(piece, [(n + NOISE_TABLE_SIZE - 1) // NOISE_TABLE_SIZE])[:n]
 
 
 def add_noise_snr(x, seed, snr_db):

@@ -32,6 +32,7 @@ for epoch in range(3):
 
 from __future__ import annotations
 
+import gc
 import itertools
 
 import numpy as np
@@ -69,14 +70,21 @@ class EpochStream:
         """The batches of `epoch` (the first `skip_batches` left out), read from the stream."""
         epoch = int(epoch)
         if self._iterator is None or skip_batches or self._last is None or epoch != self._last + 1:
+            if self._iterator is not None:
+                self.close()
             self._start(epoch, int(skip_batches))
         self._last = epoch
         return self._view(epoch)
 
     def close(self):
-        """Stops the stream (it runs ahead into the next epoch until then); a later `dataset` restarts it."""
+        """Stops the stream (it runs ahead into the next epoch until then); a later `dataset` restarts it.
+
+        The iterator lives as long as any view's functions, which sit in reference cycles: a garbage
+        collection here frees it now (until then its threads keep working ahead and tuning).
+        """
         self._iterator = None
         self._last = None
+        gc.collect()
 
     def _start(self, first_epoch, skip_batches):
         order_of = self._order_of
