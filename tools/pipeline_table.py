@@ -120,7 +120,7 @@ def summary_line(runs: list) -> str:
         met = [r["figures"].get(key, -1) >= target for r in runs]
         return "met" if all(met) else ("**missed**" if not any(met) else f"met in {sum(met)} of {len(met)} runs")
 
-    load = ", ".join(f"{r['load_start'].split()[0]}–{r['load_end'].split()[0]}" for r in runs)
+    load = " and ".join(f"{r['load_start'].split()[0]} → {r['load_end'].split()[0]}" for r in runs)
     return (f"- `bench/pipeline` — (load average {load}) tf.data pipeline with seed-001 augmentation "
             f"{rate('b')} clips/s vs the seed-style librosa loop {rate('a')} clips/s: b/a {span('pipeline_vs_librosa')} "
             f"(target ≥ 10: {verdict('pipeline_vs_librosa', 10)}), `cpu_ratio` {span('cpu_ratio')} "
