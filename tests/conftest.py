@@ -51,3 +51,17 @@ def tiny_corpus(tmp_path_factory):
     run_cli("prepare", "--format=kemdy20", f"--data_dir={corpus}", f"--out={prepared}",
             "--classes=4", "--tie_policy=first")
     return {"corpus": str(corpus), "prepared": str(prepared), "manifest": str(prepared / "manifest.csv")}
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """`load_tool(name)`: the script `tools/<name>.py` as a module (tools/ is not a package)."""
+    import importlib.util
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

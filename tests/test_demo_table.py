@@ -1,6 +1,5 @@
 """tools/demo_table.py: README's demo tables come from the runs' metrics.json, not from a hand."""
 
-import importlib.util
 import json
 import os
 
@@ -10,11 +9,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def demo_table():
-    spec = importlib.util.spec_from_file_location("demo_table", os.path.join(REPO, "tools", "demo_table.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def demo_table(load_tool):
+    return load_tool("demo_table")
 
 
 def _fake_demo(root, f1_by_run, voice_only=0.5):

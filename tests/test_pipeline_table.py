@@ -1,11 +1,6 @@
 """tools/pipeline_table.py: BUILD.md's and README's bench/pipeline figures come from the benchmark's output."""
 
-import importlib.util
-import os
-
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The lines bench/pipeline prints (bench/pipeline_bench.py), with two runs' numbers.
 LOG = """machine: 2 CPUs (Test CPU), Linux 6
@@ -25,11 +20,8 @@ pipeline_vs_librosa={ba} cpu_ratio=12.57 decode_ceiling_ratio=0.95 cached_vs_lib
 
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("pipeline_table", os.path.join(REPO, "tools", "pipeline_table.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool("pipeline_table")
 
 
 def logs(tmp_path):

@@ -7,17 +7,11 @@ import tensorflow as tf
 from tfsent.audio.augment import AudioAugmentConfig
 from tfsent.audio.features import FeatureConfig
 from tfsent.core.errors import UsageError
-from tfsent.corpus.manifest import read_manifest
 from tfsent.data.pipeline import InputPipeline, PipelineConfig
 
 INPUTS = ("audio_features", "audio_mask")
 # Seed 001's chain with stretch and pitch always on; no noise, so the two domains are comparable.
 AUG = AudioAugmentConfig(stretch_prob=1.0, stretch_rate=(0.8, 0.8), pitch_prob=1.0, pitch_semitones=(0.7, 0.7))
-
-
-@pytest.fixture(scope="module")
-def manifest(tiny_corpus):
-    return read_manifest(tiny_corpus["manifest"])
 
 
 def pipeline(manifest, domain, feature=None, seed=5, aug=AUG):

@@ -7,16 +7,10 @@ import tensorflow as tf
 
 from tfsent.audio import corrupt
 from tfsent.audio.features import FeatureConfig
-from tfsent.corpus.manifest import read_manifest
 from tfsent.data.corruptions import Corruption, RobustAugment, RobustAugmentConfig, corpus_clips, mismatched_text
 from tfsent.data.pipeline import InputPipeline, PipelineConfig
 
 WAVE = ("waveform", "waveform_mask")
-
-
-@pytest.fixture(scope="module")
-def manifest(tiny_corpus):
-    return read_manifest(tiny_corpus["manifest"])
 
 
 def _pipeline(manifest, **overrides):

@@ -10,27 +10,10 @@ import tensorflow as tf
 
 from tfsent.audio.augment import AudioAugmentConfig
 from tfsent.audio.features import FeatureConfig
-from tfsent.corpus.manifest import read_manifest
 from tfsent.data.pipeline import InputPipeline, PipelineConfig
 from tfsent.text.augment import TextAugmentConfig
-from tfsent.text.tokenizer import make_text_preprocessor
-from tfsent.text.vocab import train_wordpiece_vocabulary, write_vocabulary
 
 INPUTS = ("audio_features", "audio_mask", "token_ids", "padding_mask")
-
-
-@pytest.fixture(scope="module")
-def manifest(tiny_corpus):
-    return read_manifest(tiny_corpus["manifest"])
-
-
-@pytest.fixture(scope="module")
-def preprocessor(manifest, tmp_path_factory):
-    frame, _ = manifest
-    vocab = train_wordpiece_vocabulary(frame["text"].tolist(), 400)
-    path = str(tmp_path_factory.mktemp("vocab") / "vocab.txt")
-    write_vocabulary(vocab, path)
-    return make_text_preprocessor("wordpiece", path, 16)
 
 
 def make_pipeline(manifest, preprocessor, **overrides):

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from tfsent.audio.features import FeatureConfig
-from tfsent.corpus.manifest import read_manifest
 from tfsent.data.pipeline import InputPipeline, PipelineConfig
 from tfsent.data.speaker_norm import leave_one_out_stats, speaker_affine
 
@@ -49,11 +48,6 @@ def test_affine_maps_the_speakers_other_rows_onto_the_splits_statistics():
 def test_a_row_with_no_other_frames_is_left_as_is():
     mean, std = leave_one_out_stats(["a"], np.ones((1, 2)), np.ones((1, 2)), [1])
     assert mean.tolist() == [[0.0, 0.0]] and std.tolist() == [[1.0, 1.0]]
-
-
-@pytest.fixture(scope="module")
-def manifest(tiny_corpus):
-    return read_manifest(tiny_corpus["manifest"])
 
 
 def _features(manifest, speaker_norm):
