@@ -61,3 +61,16 @@ def test_an_unfinished_or_foreign_log_is_refused(tool, tmp_path, capsys):
     other.write_text("pipeline_vs_librosa=1\n", encoding="utf-8")
     assert tool.main([str(other)]) == 2
     assert "seed-style librosa loop" in capsys.readouterr().err
+
+
+def test_the_labels_parsed_are_the_ones_the_benchmark_prints(tool):
+    """A drift guard: the row labels and the line prefixes the tool looks for are in bench/pipeline_bench.py."""
+    import os
+
+    source = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench",
+                               "pipeline_bench.py"), encoding="utf-8").read()
+    for _, label in tool.ROWS:
+        assert f'"{label}"' in source
+    for prefix in ("(d) with a dataset built per epoch", "through a local tf.data service", "conv1d_mel training: live",
+                   "peak RSS", "RSS before the epoch", "load average at", "pipeline_vs_librosa=", "machine: "):
+        assert prefix in source, prefix
