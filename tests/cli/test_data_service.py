@@ -26,11 +26,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(log, *args, module="tfsent.cli.data_service"):
+def start(log, *args, module="tfsent.cli.data_service", env=None):
     """A subprocess writing its output to the file `log` (a pipe nobody reads could fill and block it)."""
     with open(log, "w", encoding="utf-8") as out:
-        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=ENV, stdout=out,
-                                stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env={**ENV, **(env or {})},
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
 def wait_for(proc, log, text, timeout=120):
@@ -113,15 +113,11 @@ def test_multi_worker_training_shares_one_service_job(tiny_corpus, tmp_path):
             for index in range(2):
                 log = tmp_path / f"train_{index}.log"
                 tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-                with open(log, "w", encoding="utf-8") as out:
-                    trainers.append(subprocess.Popen(
-                        [sys.executable, "-m", "tfsent.cli.train", "--flagfile=configs/demo.flags",
-                         "--model=conv1d_mel", f"--manifest={tiny_corpus['manifest']}",
-                         f"--model_dir={tmp_path / 'run'}", "--epochs=2", "--batch_size=4", "--log_every_steps=1",
-                         "--early_stopping_patience=0", "--strategy=multi_worker",
-                         f"--data_service=grpc://127.0.0.1:{port}"],
-                        cwd=REPO, env=dict(ENV, TF_CONFIG=tf_config), stdout=out, stderr=subprocess.STDOUT,
-                        text=True))
+                trainers.append(start(
+                    log, "--flagfile=configs/demo.flags", "--model=conv1d_mel", f"--manifest={tiny_corpus['manifest']}",
+                    f"--model_dir={tmp_path / 'run'}", "--epochs=2", "--batch_size=4", "--log_every_steps=1",
+                    "--early_stopping_patience=0", "--strategy=multi_worker", f"--data_service=grpc://127.0.0.1:{port}",
+                    module="tfsent.cli.train", env={"TF_CONFIG": tf_config}))
                 logs.append(log)
             for t, log in zip(trainers, logs):
                 try:

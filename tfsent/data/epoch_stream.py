@@ -64,12 +64,12 @@ class EpochStream:
         self._finish = finish
         self._options = options
         self._iterator = None
-        self._last = None  # the epoch of the last view handed out
+        self._last = None  # the epoch of the last view handed out (None while stopped)
 
     def dataset(self, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
         """The batches of `epoch` (the first `skip_batches` left out), read from the stream."""
         epoch = int(epoch)
-        if self._iterator is None or skip_batches or self._last is None or epoch != self._last + 1:
+        if skip_batches or self._last is None or epoch != self._last + 1:
             if self._iterator is not None:
                 self.close()
             self._start(epoch, int(skip_batches))
@@ -104,12 +104,12 @@ class EpochStream:
             return ds.concatenate(tf.data.Dataset.from_tensors(marker))
 
         chained = source.flat_map(one_epoch)
-        finish = self._finish
-        probe = tf.function(finish, autograph=False).get_concrete_function(chained.element_spec[0], tf.TensorSpec([], tf.int32))
+        probe = tf.function(self._finish, autograph=False).get_concrete_function(
+            chained.element_spec[0], tf.TensorSpec([], tf.int32))
         out_spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), probe.structured_outputs)
 
         def finish_or_marker(batch, epoch, end):
-            out = tf.cond(end, lambda: _empty(out_spec), lambda: finish(batch, epoch))
+            out = tf.cond(end, lambda: _empty(out_spec), lambda: self._finish(batch, epoch))
             return out, epoch, end
 
         stream = chained.map(finish_or_marker, num_parallel_calls=tf.data.AUTOTUNE)

@@ -506,12 +506,14 @@ def _unless_empty(count, loss_and_grads, variables):
     The gradients keep their kinds (None, dense, IndexedSlices), so the optimizer update is unchanged.
     """
     kinds = []  # per variable: None, "dense" or the IndexedSlices' (values, indices, dense_shape) dtypes
+    loss_dtype = []  # both noted while `run` is traced (tf.cond traces it before `skip`)
 
     def run():
         loss, grads = loss_and_grads()
         kinds[:] = [None if g is None else
                     (g.values.dtype, g.indices.dtype, g.dense_shape.dtype) if isinstance(g, tf.IndexedSlices) else
                     "dense" for g in grads]
+        loss_dtype[:] = [loss.dtype]
         return loss, [g for g in grads if g is not None]
 
     def skip():
@@ -526,14 +528,7 @@ def _unless_empty(count, loss_and_grads, variables):
                                               tf.constant(shape, dense_shape)))
         return tf.zeros([], loss_dtype[0]), zeros
 
-    loss_dtype = []
-
-    def run_and_note():
-        loss, present = run()
-        loss_dtype[:] = [loss.dtype]
-        return loss, present
-
-    loss, present = tf.cond(count > 0, run_and_note, skip)
+    loss, present = tf.cond(count > 0, run, skip)
     present = iter(present)
     return loss, [None if kind is None else next(present) for kind in kinds]
 
