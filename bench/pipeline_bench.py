@@ -17,9 +17,11 @@ Measures, on the same demo-corpus clips (48 kHz AI Hub layout, so resampling is 
 - peak resident memory of the pipeline after a full epoch of 1x and 10x the corpus (a subprocess each;
   10x repeats the manifest rows, same files), live and with the on-disk cache (`snapshot_dir`).
 
-(b), (c) and (d) read their epochs as `bin/train` does: from the pipeline's epoch stream (one
-iterator for all epochs, `tfsent.data.epoch_stream`); one more line gives (d) with a dataset built
-for each epoch (what the stream saves: instantiating the pipeline's functions per epoch).
+(b), (c) and (d) read their epochs as `bin/train` does on one device: from the pipeline's epoch
+stream (one iterator for all epochs, `tfsent.data.epoch_stream`), read from Python. Two more lines
+give (d) read through the stream's `tf.data` views (what a multi-replica strategy reads: a view
+built and started per epoch) and with a dataset built for each epoch (what the stream saves:
+instantiating the pipeline's functions per epoch).
 
 Each figure is the median of `--repeats` runs, interleaved so that they share the machine's load.
 CPU seconds per clip (all threads of the process) are printed next to the wall-clock rates: on a
@@ -29,7 +31,7 @@ line is machine-readable:
     pipeline_vs_librosa=<b/a> cpu_ratio=<..> decode_ceiling_ratio=<b/c> cached_vs_librosa=<d/a>
     live_vs_cached=<ratio> clips_per_s=<b>
 
-(one line). Usage: bench/pipeline [--work=DIR] [--per_class=80] [--repeats=2] [--librosa_clips=64]
+(one line). Usage: bench/pipeline [--work=DIR] [--per_class=80] [--repeats=3] [--librosa_clips=64]
 [--augment_domain=auto|feature|waveform] [--quick]
 """
 
@@ -175,15 +177,18 @@ def make_pipeline(frame, sidecar, augment, **options):
     return InputPipeline(frame, sidecar, config)
 
 
-def run_epoch(pipeline, epoch, per_epoch_dataset=False):
-    """Iterates one training epoch as `bin/train` does (from the pipeline's epoch stream, one
-    iterator for all epochs), or from a dataset built for the epoch; returns (clips, wall s, CPU s)."""
+def run_epoch(pipeline, epoch, read="stream"):
+    """Iterates one training epoch as `bin/train` does on one device (`read="stream"`: the pipeline's
+    epoch stream, one iterator for all epochs, read from Python), through the stream's tf.data view
+    (`"view"`) or from a dataset built for the epoch (`"dataset"`); returns (clips, wall s, CPU s)."""
     start, cpu = time.perf_counter(), time.process_time()
     clips = 0
-    if per_epoch_dataset:
+    if read == "dataset":
         ds = pipeline.dataset("train", training=True, epoch=epoch)
-    else:
+    elif read == "view":
         ds = pipeline.epoch_stream("train").dataset(epoch)
+    else:
+        ds = pipeline.epoch_stream("train").batches(epoch)
     for inputs, _ in ds:
         clips += int(inputs["audio_mask"].shape[0])
     return clips, time.perf_counter() - start, time.process_time() - cpu
@@ -218,13 +223,13 @@ def train_comparison(pipeline, epochs):
         return loss
 
     stream = pipeline.epoch_stream("train")
-    for inputs, targets in stream.dataset(epochs[0] - 1):  # untimed: starts the stream, traces the step
+    for inputs, targets in stream.batches(epochs[0] - 1):  # untimed: starts the stream, traces the step
         train_step(inputs, targets)
     live, kept = [], []
     for epoch in epochs:  # consecutive epochs, as in bin/train
         batches = []
         start = time.perf_counter()
-        for inputs, targets in stream.dataset(epoch):
+        for inputs, targets in stream.batches(epoch):
             loss = train_step(inputs, targets)
             batches.append((inputs, targets))
         float(loss)  # wait for the last step
@@ -301,7 +306,7 @@ def main(argv=None):
                         help="where the demo corpus is built (reused by later runs)")
     parser.add_argument("--fresh", action="store_true", help="rebuild the demo corpus")
     parser.add_argument("--per_class", type=int, default=80, help="demo clips per class (4 classes)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per figure (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median reported)")
     parser.add_argument("--librosa_clips", type=int, default=64,
                         help="clips for the (slow) librosa loop, evenly spaced over the corpus")
     parser.add_argument("--augment_domain", default="auto", choices=["auto", "feature", "waveform"],
@@ -369,7 +374,13 @@ def main(argv=None):
               "c": "(c) tfsent pipeline, no augmentation", "d": "(d) (b) from the decoded-audio cache"}
     for k in "abcd":
         log(f"{labels[k]:40s} {median(rates[k]):8.1f} clips/s   {1000 * median(cpu[k]):7.1f} CPU ms/clip")
-    per_epoch = [run_epoch(pipes["d"], epoch=100 + r, per_epoch_dataset=True) for r in range(args.repeats)]
+    run_epoch(pipes["d"], epoch=91)  # untimed: restarts the stream
+    views = [run_epoch(pipes["d"], epoch=92 + k, read="view") for k in range(EPOCHS_PER_RUN * args.repeats)]
+    pipes["d"].epoch_stream("train").close()
+    log(f"(d) read through tf.data views of the stream (multi-replica strategies): "
+        f"{sum(n for n, _, _ in views) / sum(w for _, w, _ in views):.1f} clips/s, "
+        f"{1000 * sum(c for _, _, c in views) / sum(n for n, _, _ in views):.1f} CPU ms/clip")
+    per_epoch = [run_epoch(pipes["d"], epoch=100 + r, read="dataset") for r in range(args.repeats)]
     log(f"(d) with a dataset built per epoch (before the epoch stream): "
         f"{median([n / w for n, w, _ in per_epoch]):.1f} clips/s, "
         f"{1000 * median([c / n for n, _, c in per_epoch]):.1f} CPU ms/clip")

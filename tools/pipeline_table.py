@@ -3,8 +3,8 @@
     bench/pipeline > run1.log; bench/pipeline > run2.log
     .venv/bin/python tools/pipeline_table.py run1.log run2.log [--build BUILD.md] [--readme README.md]
 
-Prints the tables (one column per run): clips/s and CPU ms per clip of (a)-(d), the per-epoch-dataset
-and tf.data service lines, the machine-readable figures against their targets (tracker issue 15), peak
+Prints the tables (one column per run): clips/s and CPU ms per clip of (a)-(d), the stream-view,
+per-epoch-dataset and tf.data service lines, the machine-readable figures against their targets (tracker issue 15), peak
 memory, the load averages and the machine. With `--build` / `--readme` it replaces the text between
 `<!-- pipeline-figures -->` / `<!-- pipeline-summary -->` and their `<!-- /... -->` markers, so the
 documents show exactly what the benchmark printed.
@@ -44,9 +44,10 @@ def parse(text: str) -> dict:
         if not m:
             raise ValueError(f"no {label!r} line: not a bench/pipeline output, or its format changed")
         run["rates"][key], run["cpu"][key] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"\(d\) with a dataset built per epoch[^:]*: ([\d.]+) clips/s, ([\d.]+) CPU ms/clip", text)
-    if m:
-        run["rates"]["d_per_epoch"], run["cpu"]["d_per_epoch"] = float(m.group(1)), float(m.group(2))
+    for key, pattern in (("d_views", r"\(d\) read through tf.data views"), ("d_per_epoch", r"\(d\) with a dataset built per epoch")):
+        m = re.search(pattern + r"[^:]*: ([\d.]+) clips/s, ([\d.]+) CPU ms/clip", text)
+        if m:
+            run["rates"][key], run["cpu"][key] = float(m.group(1)), float(m.group(2))
     for m in re.finditer(r"local tf.data service, (\d) worker\(s\): ([\d.]+) clips/s", text):
         run["service"][int(m.group(1))] = float(m.group(2))
     for m in re.finditer(r"memory\s+(\d+)x corpus, (live|on-disk cache) .*?peak RSS (\d+) MB "
@@ -80,8 +81,9 @@ def figures_block(runs: list) -> str:
     out = [f"Machine: {runs[0]['machine']}. Load average (1 / 5 / 15 min) at start → end: "
            + "; ".join(f"run {i + 1} {r['load_start']} → {r['load_end']}" for i, r in enumerate(runs)) + ".", ""]
     out += [head.replace("| |", "| clips/s (CPU ms per clip) |", 1), rule]
-    labels = dict(ROWS, d_per_epoch="(d) with a dataset built per epoch (no epoch stream)")
-    for key in ("a", "b", "c", "d", "d_per_epoch"):
+    labels = dict(ROWS, d_views="(d) read through the stream's tf.data views (multi-replica strategies)",
+                  d_per_epoch="(d) with a dataset built per epoch (no epoch stream)")
+    for key in ("a", "b", "c", "d", "d_views", "d_per_epoch"):
         cells = [f"{_cell(r['rates'].get(key))} ({_cell(r['cpu'].get(key))})" for r in runs]
         out.append(f"| {labels[key]} | " + " | ".join(cells) + " |")
     for workers in (1, 2):

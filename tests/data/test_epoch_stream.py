@@ -43,9 +43,9 @@ def assert_same(expected, got):
 def test_stream_epochs_equal_the_per_epoch_datasets(manifest, preprocessor, options):
     pipe = make_pipeline(manifest, preprocessor, **options)
     stream = pipe.epoch_stream("train")
-    for epoch in range(3):
-        assert_same(batches(pipe.dataset("train", training=True, epoch=epoch)),
-                    batches(stream.dataset(epoch)))
+    for epoch in range(3):  # read from Python (one device), then through a tf.data view (replicas)
+        read = stream.batches(epoch) if epoch < 2 else stream.dataset(epoch)
+        assert_same(batches(pipe.dataset("train", training=True, epoch=epoch)), batches(read))
     tf.keras.backend.clear_session()
 
 
@@ -64,6 +64,29 @@ def test_resume_out_of_order_and_unfinished_views(manifest, preprocessor):
     # Reading a view again after the stream moved on would steal the next epoch's batches: it raises.
     with pytest.raises(tf.errors.InvalidArgumentError, match="already read"):
         batches(view)
+
+
+def test_python_readers_resume_restart_and_refuse_stale_reads(manifest, preprocessor):
+    pipe = make_pipeline(manifest, preprocessor)
+    expected = {e: batches(pipe.dataset("train", training=True, epoch=e)) for e in (1, 2, 3, 6, 7)}
+    stream = pipe.epoch_stream("train")
+    assert_same(expected[1][2:], batches(stream.batches(1, skip_batches=2)))
+    # An epoch left after one batch: the next reader drops the rest.
+    first = []
+    for element in stream.batches(2):
+        first.append(element)
+        break
+    assert_same(expected[2][:1], batches(first))
+    reader = stream.batches(3)
+    assert_same(expected[3], batches(reader))
+    # Out of sequence: a restart. The old reader, read again, raises before taking anything from the
+    # stream, so the new epoch is whole.
+    stale = stream.batches(4)
+    new = stream.batches(6)
+    with pytest.raises(RuntimeError, match="epoch 4 were already read"):
+        next(stale)
+    assert_same(expected[6], batches(new))
+    assert_same(expected[7], batches(stream.dataset(7)))  # a view after a reader
 
 
 def test_epoch_stream_on_plain_datasets():
@@ -85,3 +108,8 @@ def test_epoch_stream_on_plain_datasets():
         assert all((t["e"] == 2 * epoch).all() for _, t in got)
     got = batches(stream.dataset(7, skip_batches=1))
     assert np.concatenate([i["i"] for i, _ in got]).tolist() == [10 * v for v in np.roll(np.arange(7), 7)[3:]]
+    for epoch in (8, 9):
+        got = batches(stream.batches(epoch))
+        assert [len(i["i"]) for i, _ in got] == [3, 3, 1]
+        assert np.concatenate([i["i"] for i, _ in got]).tolist() == [10 * v for v in np.roll(np.arange(7), epoch)]
+        assert [n.decode() for n in got[0][0]["name"]] == [str(v) for v in np.roll(np.arange(7), epoch)[:3]]
