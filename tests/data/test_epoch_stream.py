@@ -68,7 +68,7 @@ def test_resume_out_of_order_and_unfinished_views(manifest, preprocessor):
 
 def test_python_readers_resume_restart_and_refuse_stale_reads(manifest, preprocessor):
     pipe = make_pipeline(manifest, preprocessor)
-    expected = {e: batches(pipe.dataset("train", training=True, epoch=e)) for e in (1, 2, 3, 6, 7)}
+    expected = {e: batches(pipe.dataset("train", training=True, epoch=e)) for e in (1, 2, 3)}
     stream = pipe.epoch_stream("train")
     assert_same(expected[1][2:], batches(stream.batches(1, skip_batches=2)))
     # An epoch left after one batch: the next reader drops the rest.
@@ -77,16 +77,14 @@ def test_python_readers_resume_restart_and_refuse_stale_reads(manifest, preproce
         first.append(element)
         break
     assert_same(expected[2][:1], batches(first))
-    reader = stream.batches(3)
-    assert_same(expected[3], batches(reader))
-    # Out of sequence: a restart. The old reader, read again, raises before taking anything from the
+    assert_same(expected[3], batches(stream.batches(3)))
+    # Out of sequence: a restart. The old reader, read after it, raises before taking anything from the
     # stream, so the new epoch is whole.
     stale = stream.batches(4)
-    new = stream.batches(6)
+    new = stream.batches(1)
     with pytest.raises(RuntimeError, match="epoch 4 were already read"):
         next(stale)
-    assert_same(expected[6], batches(new))
-    assert_same(expected[7], batches(stream.dataset(7)))  # a view after a reader
+    assert_same(expected[1], batches(new))
 
 
 def test_epoch_stream_on_plain_datasets():
