@@ -10,8 +10,8 @@ function, the heaviest, outside it, so it is instantiated once) and keeps one it
 end marker; `dataset(epoch)` gives the same batches as a small `tf.data` view (for
 `tf.distribute`, which splits datasets across replicas). The Python reader is what one device uses:
 building and starting a view costs ~120 ms of CPU per epoch on the calling thread (on
-`bench/pipeline`'s 320-clip epochs a fifth of the pipeline's work), the reader ~12 ms. The stream runs ahead into the next epoch
-(prefetch) while the caller validates.
+`bench/pipeline`'s 320-clip epochs a fifth of the pipeline's work), the reader ~12 ms. The stream
+runs ahead into the next epoch (prefetch) while the caller validates.
 
 The batches are those a per-epoch dataset gives: the epoch's order comes from the same Python
 function, fed in by a generator, and every random draw from the epoch number and the rows. So the
@@ -67,7 +67,7 @@ class EpochStream:
         self._finish = finish
         self._options = options
         self._iterator = None
-        self._last = None  # the epoch of the last view handed out (None while stopped)
+        self._last = None  # the epoch of the last reader or view handed out (None while stopped)
 
     def batches(self, epoch: int, skip_batches: int = 0):
         """The batches of `epoch` (the first `skip_batches` left out) as a Python iterator, read once."""
@@ -89,7 +89,8 @@ class EpochStream:
         return epoch
 
     def close(self):
-        """Stops the stream (it runs ahead into the next epoch until then); a later `dataset` restarts it.
+        """Stops the stream (it runs ahead into the next epoch until then); a later `batches` or
+        `dataset` restarts it.
 
         The iterator lives as long as any view's functions, which sit in reference cycles: a garbage
         collection here frees it now (until then its threads keep working ahead and tuning).
