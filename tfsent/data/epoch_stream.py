@@ -9,9 +9,9 @@ function, the heaviest, outside it, so it is instantiated once) and keeps one it
 `batches(epoch)` reads that epoch's batches from the iterator in Python and stops at the epoch's
 end marker; `dataset(epoch)` gives the same batches as a small `tf.data` view (for
 `tf.distribute`, which splits datasets across replicas). The Python reader is what one device uses:
-building and starting a view costs ~120 ms of CPU per epoch on the calling thread (on
-`bench/pipeline`'s 320-clip epochs a fifth of the pipeline's work), the reader ~12 ms. The stream
-runs ahead into the next epoch (prefetch) while the caller validates.
+building and starting a view costs ~100-150 ms of CPU per epoch on the calling thread (on
+`bench/pipeline`'s 320-clip epochs a third of the cached pipeline's work), the reader ~10 ms. The
+stream runs ahead into the next epoch (prefetch) while the caller validates.
 
 The batches are those a per-epoch dataset gives: the epoch's order comes from the same Python
 function, fed in by a generator, and every random draw from the epoch number and the rows. So the

@@ -241,7 +241,7 @@ class Trainer:
             ds = self._service_inputs(epoch, skip)
         elif self._streams_epochs():  # one iterator for all epochs (tfsent.data.epoch_stream)
             stream = self.task.epoch_stream(c.train_split)
-            # One device reads the stream from Python; a tf.data view (~120 ms of CPU per epoch to build
+            # One device reads the stream from Python; a tf.data view (~100-150 ms of CPU per epoch to build
             # and start) only where the strategy splits batches across replicas.
             replicas = self.strategy.num_replicas_in_sync
             ds = stream.dataset(epoch, skip) if replicas > 1 else stream.batches(epoch, skip)
